@@ -1,0 +1,197 @@
+"""What the rate and spiking microcircuits share: initial weights, the input stream and teacher targets.
+
+Both backends build their start from these functions, so a configuration and a seed give the same initial
+weights, the same sequence of presented samples and the same targets in both (the precondition of
+``neurofa compare``). Nothing here simulates.
+
+Indexing (SCIENCE.md §2): layers ℓ = 0 (input) … N (output), sizes n_ℓ.
+
+- ``W[ℓ-1]`` is W_ℓ, forward weights into layer ℓ, shape (S, n_ℓ, n_{ℓ−1}) for S seeds, ℓ = 1 … N;
+- ``B[ℓ-1]`` is B_ℓ, backprojection from layer ℓ+1 to the apical dendrites of layer ℓ, shape (S, n_ℓ, n_{ℓ+1}),
+  ℓ = 1 … N−1;
+- ``B_PI[ℓ-1]`` is B^{PI}_ℓ, interneurons of layer ℓ to its apical dendrites, shape (S, n_ℓ, n_{ℓ+1});
+- ``W_IP[ℓ-1]`` is W^{IP}_ℓ, pyramidal cells of layer ℓ to its interneurons, shape (S, n_{ℓ+1}, n_ℓ).
+
+Random streams: each seed s owns independent generators ``default_rng([s, k])`` with k = 0 for weights,
+1 for the presentation order, 2 for the backend's noise (PAL's ξ, spikes), 3 for the teacher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurofa.activations import activation
+from neurofa.config import Config, layer_values
+from neurofa.tasks import TaskData, load_task
+
+__all__ = [
+    "STREAM_WEIGHTS",
+    "STREAM_ORDER",
+    "STREAM_NOISE",
+    "STREAM_TEACHER",
+    "stream",
+    "InitialWeights",
+    "initial_weights",
+    "self_predicting_W_IP",
+    "interneuron_scale",
+    "presentation_order",
+    "steady_state",
+    "teacher_weights",
+    "circuit_task",
+]
+
+STREAM_WEIGHTS, STREAM_ORDER, STREAM_NOISE, STREAM_TEACHER = 0, 1, 2, 3
+
+
+def stream(seed: int, kind: int) -> np.random.Generator:
+    """The independent random generator ``kind`` of ``seed``."""
+    return np.random.default_rng([int(seed), int(kind)])
+
+
+@dataclass
+class InitialWeights:
+    """Weights of a batch of seeds at t = 0 (see the module docstring for shapes)."""
+
+    W: list[np.ndarray]
+    B: list[np.ndarray]
+    B_PI: list[np.ndarray]
+    W_IP: list[np.ndarray]
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], scale: float, bounds: list[float]) -> np.ndarray:
+    low, high = (bounds[0], bounds[1]) if bounds else (-scale, scale)
+    return rng.uniform(low, high, size=shape)
+
+
+def interneuron_scale(cfg: Config, layer: int) -> float:
+    r"""Factor c_ℓ with W^{IP}_ℓ = c_ℓ W_{ℓ+1} in the self-predicting state (Sacramento2018):
+
+    .. math:: c_\ell = \frac{g_{bas}(g_l + g_{den})}{g_{den}(g_l + g_{bas} + g_{api})}
+
+    with g_api dropped when layer ℓ+1 is the output (its pyramidal cells have no apical compartment).
+    """
+    g = cfg.conductances
+    n_layers = len(cfg.network.layers) - 1
+    g_api = 0.0 if layer + 1 == n_layers else g.g_api
+    return g.g_bas * (g.g_l + g.g_den) / (g.g_den * (g.g_l + g.g_bas + g_api))
+
+
+def self_predicting_W_IP(cfg: Config, W: list[np.ndarray]) -> list[np.ndarray]:
+    """W^{IP}_ℓ = c_ℓ W_{ℓ+1} for every hidden layer ℓ."""
+    return [interneuron_scale(cfg, ell) * W[ell] for ell in range(1, len(W))]
+
+
+def initial_weights(cfg: Config, seeds: list[int]) -> InitialWeights:
+    """Draw W, B (and B^{PI}, W^{IP}) for each seed from its weight stream.
+
+    Draw order per seed: W_1 … W_N, then B_1 … B_{N−1}, then (without self-prediction) B^{PI}, W^{IP}.
+    Feedback mode ``bp`` sets B_ℓ = W_{ℓ+1}ᵀ. In the self-predicting start B^{PI}_ℓ = −B_ℓ and W^{IP}_ℓ = c_ℓ W_{ℓ+1}.
+    """
+    sizes = cfg.network.layers
+    net = cfg.network
+    per_seed: list[tuple[list[np.ndarray], ...]] = []
+    for seed in seeds:
+        rng = stream(seed, STREAM_WEIGHTS)
+        W = [_uniform(rng, (sizes[i], sizes[i - 1]), net.init_forward, net.init_forward_range)
+             for i in range(1, len(sizes))]
+        B = [_uniform(rng, (sizes[i], sizes[i + 1]), net.init_feedback, net.init_feedback_range)
+             for i in range(1, len(sizes) - 1)]
+        if cfg.plasticity.feedback == "bp":
+            B = [W[i].T.copy() for i in range(1, len(W))]
+        if net.self_predicting:
+            B_PI = [-b for b in B]
+            W_IP = [interneuron_scale(cfg, ell) * W[ell] for ell in range(1, len(W))]
+        else:
+            B_PI = [_uniform(rng, b.shape, net.init_feedback, []) for b in B]
+            W_IP = [_uniform(rng, W[ell].shape, net.init_forward, []) for ell in range(1, len(W))]
+        per_seed.append((W, B, B_PI, W_IP))
+    stack = [[np.stack([p[k][i] for p in per_seed]) for i in range(len(per_seed[0][k]))] for k in range(4)]
+    return InitialWeights(*stack)
+
+
+def presentation_order(n_samples: int, n_presentations: int, seed: int) -> np.ndarray:
+    """Sample index shown at each presentation: a fresh random permutation of the samples per epoch."""
+    rng = stream(seed, STREAM_ORDER)
+    n_epochs = -(-n_presentations // n_samples)
+    return np.concatenate([rng.permutation(n_samples) for _ in range(n_epochs)])[:n_presentations]
+
+
+def steady_state(cfg: Config, W: list[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+    r"""Somatic potentials of a microcircuit at its fixed point without target and without apical input.
+
+    Hidden layers: u_ℓ = g_bas/(g_l+g_bas+g_api) · W_ℓ φ(u_{ℓ−1}); output: u_N = g_bas/(g_l+g_bas) · W_N φ(u_{N−1}),
+    with r_0 = x (the input rates). In the self-predicting state the apical potential vanishes, so this is also the
+    state the network settles to (Sacramento2018). ``W`` entries may carry a leading batch axis; ``x`` is
+    (..., n_samples, n_0). Returns [u_1, …, u_N], each (..., n_samples, n_ℓ).
+    """
+    phi, _ = activation(cfg.network.activation)
+    g = cfg.conductances
+    r = np.asarray(x, dtype=float)
+    us = []
+    for i, w in enumerate(W):
+        last = i == len(W) - 1
+        att = g.g_bas / (g.g_l + g.g_bas + (0.0 if last else g.g_api))
+        u = att * r @ np.swapaxes(w, -1, -2)
+        us.append(u)
+        r = phi(u)
+    return us
+
+
+def teacher_weights(cfg: Config, seed: int) -> list[np.ndarray]:
+    """Fixed weights of the teacher microcircuit for ``seed``.
+
+    ``task.teacher_weights`` gives them explicitly, flattened layer by layer in row-major order (e.g. ``[2, 2]``
+    for the 1-1-1 chain of PAL Fig 4); otherwise they are drawn U(−1, 1) × ``task.teacher_scale`` from the
+    teacher stream, with sizes ``task.teacher_layers`` (default: the student's).
+    """
+    sizes = cfg.task.teacher_layers or cfg.network.layers
+    shapes = [(sizes[i], sizes[i - 1]) for i in range(1, len(sizes))]
+    if cfg.task.teacher_weights:
+        flat = np.asarray(cfg.task.teacher_weights, dtype=float)
+        need = sum(a * b for a, b in shapes)
+        if flat.size != need:
+            from neurofa.config import ConfigError
+
+            raise ConfigError(
+                f"task.teacher_weights has {flat.size} values; the teacher {sizes} needs {need}"
+            )
+        out, k = [], 0
+        for a, b in shapes:
+            out.append(flat[k:k + a * b].reshape(a, b))
+            k += a * b
+        return out
+    rng = stream(seed, STREAM_TEACHER)
+    return [cfg.task.teacher_scale * rng.uniform(-1.0, 1.0, size=s) for s in shapes]
+
+
+def circuit_task(cfg: Config, seed: int) -> TaskData:
+    """The task data for one seed; for ``teacher`` the targets are the teacher's output potentials u_N."""
+    sizes = cfg.network.layers
+    data = load_task(cfg.task, n_in=sizes[0], n_out=sizes[-1], seed=seed)
+    if cfg.task.name == "teacher":
+        teacher_cfg = cfg
+        if cfg.task.teacher_layers:
+            import dataclasses
+
+            teacher_cfg = dataclasses.replace(
+                cfg, network=dataclasses.replace(cfg.network, layers=list(cfg.task.teacher_layers))
+            )
+        tw = teacher_weights(cfg, seed)
+        data.y_train = steady_state(teacher_cfg, tw, data.x_train)[-1]
+        if data.x_test is not None:
+            data.y_test = steady_state(teacher_cfg, tw, data.x_test)[-1]
+    return data
+
+
+def eta_per_layer(cfg: Config) -> dict[str, list[float]]:
+    """Learning rates broadcast to one value per projection: eta_fw (N), eta_ip, eta_pi, eta_bw (N−1 each)."""
+    p = cfg.plasticity
+    n_w = len(cfg.network.layers) - 1
+    return {
+        "eta_fw": layer_values(p.eta_fw, n_w),
+        "eta_ip": layer_values(p.eta_ip, n_w - 1),
+        "eta_pi": layer_values(p.eta_pi, n_w - 1),
+        "eta_bw": layer_values(p.eta_bw, n_w - 1),
+    }

@@ -1,0 +1,498 @@
+"""Configuration: YAML into typed dataclasses, validated once at the edge.
+
+A configuration is plain data. :func:`load_config` reads a YAML file, applies ``"a.b=c"`` overrides, converts
+every value to the type its dataclass field declares and checks the constraints, raising :class:`ConfigError`
+with the file, the key path, the bad value and what is allowed (plus a close match for a misspelled key).
+Everything past this module may trust the configuration it receives.
+
+Units: times are in ms, rates in Hz, voltages dimensionless (SCIENCE.md §2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import subprocess
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "Network",
+    "Conductances",
+    "Plasticity",
+    "Task",
+    "Training",
+    "Simulation",
+    "Spiking",
+    "load_config",
+    "from_dict",
+    "to_dict",
+    "dump_config",
+    "apply_overrides",
+    "parse_override",
+    "validate_dataclass",
+    "layer_values",
+    "provenance",
+    "FEEDBACK_RULES",
+    "MICROCIRCUIT_FEEDBACK",
+    "ACTIVATIONS",
+    "TASKS",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message is one line naming file, key and allowed values."""
+
+
+ACTIVATIONS = ("logistic", "relu", "tanh", "linear", "softplus")
+FEEDBACK_RULES = ("bp", "fa", "dfa", "sign", "kp", "mirror", "pal")
+MICROCIRCUIT_FEEDBACK = ("bp", "fa", "pal")
+TASKS = ("backprojection", "teacher", "yinyang", "bars", "digits", "mnist")
+
+
+def _meta(minimum: float | None = None, exclusive: bool = False, help: str = "") -> dict[str, Any]:
+    return {"minimum": minimum, "exclusive": exclusive, "help": help}
+
+
+def positive(default: Any, help: str = "") -> Any:
+    """A field whose value must be > 0."""
+    return field(default=default, metadata=_meta(0.0, exclusive=True, help=help))
+
+
+def nonnegative(default: Any, help: str = "") -> Any:
+    """A field whose value must be ≥ 0."""
+    return field(default=default, metadata=_meta(0.0, help=help))
+
+
+@dataclass
+class Network:
+    """Layer sizes and initialisation.
+
+    ``layers`` lists the number of pyramidal cells per layer, input first, output last (e.g. 5-20-10-20-5).
+    Forward weights start in U[−init_forward, init_forward], feedback weights in U[−init_feedback, init_feedback]
+    unless ``init_feedback_range`` gives an explicit interval (e.g. [-1, 0] for the wrong-sign start of PAL Fig 4).
+    """
+
+    layers: list[int] = field(default_factory=lambda: [5, 20, 10, 20, 5])
+    activation: Literal["logistic", "relu", "tanh", "linear", "softplus"] = "logistic"
+    init_forward: float = positive(1.0)
+    init_feedback: float = positive(1.0)
+    init_forward_range: list[float] = field(default_factory=list)
+    init_feedback_range: list[float] = field(default_factory=list)
+    self_predicting: bool = True
+    output_linear: bool = False
+
+
+@dataclass
+class Conductances:
+    """Dendritic microcircuit conductances (SCIENCE.md §2, PAL reference values)."""
+
+    g_l: float = positive(0.03)
+    g_bas: float = nonnegative(0.1)
+    g_api: float = nonnegative(0.06)
+    g_den: float = nonnegative(0.1)
+    g_nI: float = nonnegative(0.06)
+    g_ntgt: float = nonnegative(0.06)
+
+
+@dataclass
+class Plasticity:
+    """Learning rates and the feedback rule (one enumerated choice, one implementation each).
+
+    Microcircuit: ``feedback`` in bp, fa, pal; rates ``eta_fw`` (per layer or one value, 1/ms), ``eta_ip``,
+    ``eta_pi``, ``eta_bw``; PAL noise ``sigma``, ``tau_xi``, ``tau_hp`` (ms) and decay ``alpha``; forward
+    increments low-passed with ``tau_lo`` (ms, 0 = off).
+    """
+
+    feedback: Literal["bp", "fa", "dfa", "sign", "kp", "mirror", "pal"] = "pal"
+    learn_forward: bool = True
+    learn_lateral: bool = True
+    learn_feedback: bool = True
+    freeze_hidden: bool = False
+    eta_fw: list[float] = field(default_factory=lambda: [0.0])
+    eta_ip: list[float] = field(default_factory=lambda: [0.0])
+    eta_pi: list[float] = field(default_factory=lambda: [5.0])
+    eta_bw: list[float] = field(default_factory=lambda: [50.0])
+    alpha: float = nonnegative(1e-5)
+    sigma: float = nonnegative(0.05)
+    tau_xi: float = positive(0.1)
+    tau_hp: float = positive(0.1)
+    tau_lo: float = nonnegative(100.0)
+
+
+@dataclass
+class Task:
+    """The input stream and targets.
+
+    ``name``: backprojection (inputs only, PAL Fig 3), teacher (targets from a fixed teacher network), yinyang,
+    bars, digits (scikit-learn's bundled copy), mnist (local files under ``path``).
+    """
+
+    name: Literal["backprojection", "teacher", "yinyang", "bars", "digits", "mnist"] = "backprojection"
+    t_pres: float = positive(1.0, "presentation time of one input, ms")
+    input_low: float = 0.0
+    input_high: float = 1.0
+    n_train: int = nonnegative(100)
+    n_test: int = nonnegative(0)
+    teacher_layers: list[int] = field(default_factory=list)
+    teacher_weights: list[float] = field(default_factory=list)
+    teacher_scale: float = positive(1.0)
+    target_low: float = 0.1
+    target_high: float = 1.0
+    path: str = ""
+    data_seed: int = nonnegative(0)
+
+
+@dataclass
+class Training:
+    """Discrete-time (mlp) training: epochs of minibatch SGD with the chosen feedback rule."""
+
+    epochs: int = positive(100)
+    batch_size: int = positive(32)
+    lr: float = positive(0.1)
+    lr_feedback: float = nonnegative(0.01)
+    weight_decay: float = nonnegative(0.0)
+    noise: float = nonnegative(0.1)
+
+
+@dataclass
+class Simulation:
+    """Time stepping of the continuous-time microcircuit; all times in ms."""
+
+    duration: float = positive(1000.0)
+    dt: float = positive(0.01)
+    record_interval: float = positive(10.0)
+    seeds: int = positive(1)
+    prospective: bool = True
+    scheme: Literal["lagged", "instant"] = "lagged"
+    test_interval: float = nonnegative(0.0)
+    tau_syn: float = nonnegative(0.0, "synaptic low-pass of presynaptic rates in ms (0 = off; mean field of spikes)")
+
+
+@dataclass
+class Spiking:
+    """Spiking-backend settings (ignored by the rate backend except for the mean-field options)."""
+
+    device: Literal["runtime", "cpp_standalone"] = "cpp_standalone"
+    nu_max: float = positive(200.0, "maximal firing rate, Hz")
+    tau_s: float = positive(3.0, "synaptic trace time constant, ms")
+    dt: float = positive(0.1, "Brian2 time step, ms")
+    t_pres: float = nonnegative(0.0, "presentation time in ms (0 = scale task.t_pres)")
+    tau_xi: float = nonnegative(0.0, "PAL noise time constant in ms (0 = derived)")
+    tau_hp: float = nonnegative(0.0, "PAL high-pass time constant in ms (0 = derived)")
+    sigma: float = nonnegative(0.0, "PAL noise amplitude (0 = derived)")
+    build_dir: str = ""
+    threads: int = positive(1)
+    report: bool = True
+
+
+@dataclass
+class Config:
+    """A whole experiment: model kind, network, task, plasticity and how to simulate it."""
+
+    name: str = "unnamed"
+    model: Literal["microcircuit", "mlp"] = "microcircuit"
+    network: Network = field(default_factory=Network)
+    conductances: Conductances = field(default_factory=Conductances)
+    plasticity: Plasticity = field(default_factory=Plasticity)
+    task: Task = field(default_factory=Task)
+    training: Training = field(default_factory=Training)
+    simulation: Simulation = field(default_factory=Simulation)
+    spiking: Spiking = field(default_factory=Spiking)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generic conversion and validation
+
+
+def _where(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, path: str, source: str | None) -> Any:
+    """Convert ``value`` to the declared type ``tp`` or raise a ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+
+    def fail(extra: str = "") -> ConfigError:
+        return ConfigError(f"{_where(source)}{path} = {value!r} is invalid: expected {_type_name(tp)}{extra}")
+
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{_where(source)}{path} must be a mapping of keys, got {value!r}")
+        return from_dict(tp, value, source=source, prefix=path)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{_where(source)}{path} = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}{hint}"
+            )
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise fail()
+        return [_convert(v, item, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail()
+    if tp is int:
+        if isinstance(value, bool):
+            raise fail()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise fail()
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise fail() from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail()
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise fail(" (finite)")
+        return value
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise fail()
+    raise TypeError(f"unsupported field type {tp!r} at {path}")  # a schema bug, not a user error
+
+
+def _check_minimum(value: Any, meta: dict[str, Any], path: str, source: str | None) -> None:
+    minimum = meta.get("minimum")
+    if minimum is None:
+        return
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        bad = v <= minimum if meta.get("exclusive") else v < minimum
+        if bad:
+            rel = ">" if meta.get("exclusive") else "≥"
+            raise ConfigError(f"{_where(source)}{path} = {value!r} is invalid: must be {rel} {minimum:g}")
+
+
+_HINTS_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS_CACHE:
+        _HINTS_CACHE[cls] = typing.get_type_hints(cls)
+    return _HINTS_CACHE[cls]
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, source: str | None = None, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (possibly partial) mapping, with conversion and per-field checks."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_where(source)}{prefix or 'the configuration'} must be a mapping, got {data!r}")
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{_where(source)}unknown key {path!r}{hint}; allowed keys: {', '.join(fields)}"
+            )
+        converted = _convert(value, hints[key], path, source)
+        _check_minimum(converted, dict(fields[key].metadata), path, source)
+        kwargs[key] = converted
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """The dataclass as nested plain data (YAML/JSON ready)."""
+    return dataclasses.asdict(obj)
+
+
+def validate_dataclass(cfg: Config, source: str | None = None) -> Config:
+    """Cross-field checks of a whole :class:`Config`; raises ConfigError naming the key."""
+    w = _where(source)
+    layers = cfg.network.layers
+    if len(layers) < 2:
+        raise ConfigError(f"{w}network.layers = {layers!r} is invalid: need at least an input and an output layer")
+    for i, n in enumerate(layers):
+        if n < 1:
+            raise ConfigError(f"{w}network.layers[{i}] = {n!r} is invalid: layer sizes must be ≥ 1")
+    for name in ("init_forward_range", "init_feedback_range"):
+        rng = getattr(cfg.network, name)
+        if rng and (len(rng) != 2 or rng[0] >= rng[1]):
+            raise ConfigError(f"{w}network.{name} = {rng!r} is invalid: expected [low, high] with low < high")
+    if cfg.model == "microcircuit":
+        if cfg.plasticity.feedback not in MICROCIRCUIT_FEEDBACK:
+            raise ConfigError(
+                f"{w}plasticity.feedback = {cfg.plasticity.feedback!r} is not allowed for model 'microcircuit'; "
+                f"allowed: {', '.join(MICROCIRCUIT_FEEDBACK)}"
+            )
+        if len(layers) < 3:
+            raise ConfigError(f"{w}network.layers = {layers!r} is invalid: a microcircuit needs a hidden layer")
+        n_w = len(layers) - 1
+        for name, n in (("eta_fw", n_w), ("eta_ip", n_w - 1), ("eta_pi", n_w - 1), ("eta_bw", n_w - 1)):
+            value = getattr(cfg.plasticity, name)
+            if len(value) not in (1, n):
+                raise ConfigError(
+                    f"{w}plasticity.{name} = {value!r} is invalid: give one value or {n} (one per layer)"
+                )
+            if any(v < 0 for v in value):
+                raise ConfigError(f"{w}plasticity.{name} = {value!r} is invalid: learning rates must be ≥ 0")
+        sim = cfg.simulation
+        if sim.dt > cfg.task.t_pres:
+            raise ConfigError(
+                f"{w}simulation.dt = {sim.dt!r} is invalid: must not exceed task.t_pres = {cfg.task.t_pres}"
+            )
+        if sim.record_interval < sim.dt:
+            raise ConfigError(f"{w}simulation.record_interval = {sim.record_interval!r} is invalid: must be ≥ dt")
+    if cfg.task.name == "teacher" and cfg.task.teacher_layers:
+        t = cfg.task.teacher_layers
+        if t[0] != layers[0] or t[-1] != layers[-1]:
+            raise ConfigError(
+                f"{w}task.teacher_layers = {t!r} is invalid: input and output sizes must match network.layers "
+                f"{layers!r}"
+            )
+    if cfg.task.name == "mnist" and not cfg.task.path:
+        raise ConfigError(f"{w}task.path is required for task 'mnist' (a folder with IDX files or an .npz file)")
+    fixed_io = {"yinyang": (4, 3), "bars": (9, 3), "digits": (64, 10), "mnist": (784, 10)}
+    if cfg.task.name in fixed_io:
+        n_in, n_out = fixed_io[cfg.task.name]
+        if layers[0] != n_in or layers[-1] != n_out:
+            raise ConfigError(
+                f"{w}network.layers = {layers!r} is invalid for task {cfg.task.name!r}: "
+                f"needs {n_in} inputs and {n_out} outputs"
+            )
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# overrides and files
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"a.b=c"`` into the key path and a YAML-parsed value (``3`` → int, ``[1,2]`` → list, ``x`` → str)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is invalid: expected KEY=VALUE, e.g. plasticity.eta_bw=20")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} is invalid: the key is empty")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
+    """Return a copy of nested ``data`` with dotted-key overrides applied (before validation)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    if not overrides:
+        return data
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    for key, value in items:
+        parts = key.split(".")
+        node = data
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {key!r} is invalid: {part!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: no such configuration file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    data.pop("provenance", None)
+    return data
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | Config,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> Config:
+    """Load and validate a configuration.
+
+    ``source`` is a YAML path, a nested mapping or a :class:`Config`; ``overrides`` maps dotted keys to values
+    (``{"plasticity.eta_bw": 20}``) or is a list of ``"key=value"`` strings as given to ``--set``.
+    """
+    if isinstance(source, Config):
+        data, where = to_dict(source), None
+    elif isinstance(source, dict):
+        data, where = source, None
+    else:
+        path = Path(source)
+        data, where = _read_yaml(path), str(path)
+    data = apply_overrides(data, overrides)
+    cfg = from_dict(Config, data, source=where)
+    return validate_dataclass(cfg, source=where)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance() -> dict[str, Any]:
+    """Package version and git commit (when the package runs from a git checkout)."""
+    from neurofa import __version__
+
+    return {"neurofa_version": __version__, "git_commit": _git_commit()}
+
+
+def dump_config(cfg: Any, extra: dict[str, Any] | None = None) -> str:
+    """YAML text of a configuration dataclass, with a ``provenance`` section (version, commit, extras)."""
+    data = to_dict(cfg)
+    data["provenance"] = {**provenance(), **(extra or {})}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def layer_values(values: list[float], n: int) -> list[float]:
+    """Broadcast a one-value list to ``n`` per-layer values."""
+    return list(values) * n if len(values) == 1 else list(values)

@@ -1,0 +1,77 @@
+"""The one entry point: (configuration, backend, seeds) → :class:`~neurofa.results.Result`.
+
+Backends are modules with ``simulate(cfg, seeds, progress) -> xarray.Dataset``. They share the dataset
+convention below, so ``compare``, ``plot`` and ``sweep`` need nothing backend-specific:
+
+- coords ``seed`` (int), ``time`` (ms for microcircuits, epochs for discrete-time networks; ``time.attrs['units']``),
+  ``layer`` (hidden-layer index ℓ = 1 … N−1);
+- ``angle_B_WT`` (seed, time, layer): ∠(B_ℓ, W_{ℓ+1}ᵀ) in degrees; ``angle_B_RHS`` (seed, time, layer):
+  ∠(B_ℓ, φ'_ℓ W_{ℓ+1}ᵀ φ'_{ℓ+1}); ``loss`` (seed, time); ``apical_mismatch`` (seed, time, layer);
+- per seed: ``test_accuracy``, ``train_accuracy``, ``test_loss`` where the task defines them;
+- ``attrs['extra_summary']`` (optional dict) adds backend-specific keys to ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from neurofa.config import Config, ConfigError, dump_config, load_config
+from neurofa.results import Result, summary_from_dataset, to_jsonable
+
+__all__ = ["run", "BACKENDS", "resolve_seeds"]
+
+BACKENDS = ("rate", "spiking")
+
+
+def resolve_seeds(cfg: Config, seeds: int | Iterable[int] | None) -> list[int]:
+    """``None`` → ``range(cfg.simulation.seeds)``; an int N → ``range(N)``; an iterable → its values."""
+    if seeds is None:
+        seeds = cfg.simulation.seeds
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"--seeds = {seeds} is invalid: must be ≥ 1")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise ConfigError("seeds is empty: give at least one seed")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"seeds = {out} contains duplicates")
+    return out
+
+
+def _backend_module(cfg: Config, backend: str) -> Any:
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend = {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
+    if cfg.model == "mlp":
+        if backend != "rate":
+            raise ConfigError(f"backend = {backend!r} is not allowed for model 'mlp'; allowed: rate")
+        from neurofa.rate import layered as module
+    elif backend == "rate":
+        from neurofa.rate import microcircuit as module
+    else:
+        from neurofa import spiking as module
+    return module
+
+
+def run(
+    cfg: Config | str | dict[str, Any],
+    backend: str = "rate",
+    seeds: int | Iterable[int] | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    progress: bool = True,
+) -> Result:
+    """Simulate ``cfg`` with ``backend`` for every seed (one batch where the backend allows) and summarise."""
+    if not isinstance(cfg, Config) or overrides:
+        cfg = load_config(cfg, overrides)
+    seed_list = resolve_seeds(cfg, seeds)
+    module = _backend_module(cfg, backend)
+    start = time.perf_counter()
+    ds = module.simulate(cfg, seed_list, progress=progress)
+    wall = time.perf_counter() - start
+    extra = ds.attrs.pop("extra_summary", {}) or {}
+    ds.attrs.update({"backend": backend, "model": cfg.model, "name": cfg.name})
+    summary = {**summary_from_dataset(ds), **to_jsonable(extra), "backend": backend, "wall_time_s": wall}
+    text = dump_config(cfg, extra={"backend": backend, "seeds": seed_list})
+    return Result(ds, summary, text)

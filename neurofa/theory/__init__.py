@@ -1,0 +1,30 @@
+"""Reproductions of the seed papers' theory, each a ``neurofa theory NAME``.
+
+Every experiment module defines a ``Settings`` dataclass (overridable with ``--set``) and
+``run(settings, quick=False, progress=True) -> Result``; its result's ``figures`` are drawn by ``figure(result,
+directory)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+EXPERIMENTS = {
+    "song2021": "neurofa.theory.song2021",
+    "robertson2023": "neurofa.theory.robertson2023",
+    "lillicrap2016": "neurofa.theory.lillicrap2016",
+}
+
+
+def experiment(name: str) -> ModuleType:
+    """The module of experiment ``name``; raises ConfigError listing the allowed names."""
+    from neurofa.config import ConfigError
+
+    if name not in EXPERIMENTS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"theory {name!r} is unknown{hint}; allowed: {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(EXPERIMENTS[name])
