@@ -30,6 +30,7 @@ __all__ = [
     "Training",
     "Simulation",
     "Spiking",
+    "Validation",
     "load_config",
     "from_dict",
     "to_dict",
@@ -173,6 +174,7 @@ class Simulation:
     scheme: Literal["lagged", "instant"] = "lagged"
     test_interval: float = nonnegative(0.0)
     tau_syn: float = nonnegative(0.0, "synaptic low-pass of presynaptic rates in ms (0 = off; mean field of spikes)")
+    record_detail: bool = False
 
 
 @dataclass
@@ -193,6 +195,26 @@ class Spiking:
 
 
 @dataclass
+class Validation:
+    """Tolerances of ``neurofa compare`` (spiking against its rate mean field, SCIENCE.md §3).
+
+    The dynamics level runs ``dynamics_duration`` ms with plasticity off and compares per-neuron window means;
+    the learning level compares angle curves against the rate seed band (mean ± ``band_sd`` SD) or within
+    ``angle_tolerance`` degrees, whichever is wider; the convergence fit must give a slope within
+    ``slope ± slope_tolerance``.
+    """
+
+    dynamics_duration: float = positive(2000.0, "ms of plasticity-free simulation for the dynamics level")
+    min_correlation: float = 0.95
+    max_rel_rms: float = positive(0.10)
+    band_sd: float = positive(2.0)
+    angle_tolerance: float = nonnegative(5.0, "degrees")
+    weight_tolerance: float = positive(0.25, "RMS weight difference relative to the weights' range")
+    slope: float = 0.5
+    slope_tolerance: float = positive(0.15)
+
+
+@dataclass
 class Config:
     """A whole experiment: model kind, network, task, plasticity and how to simulate it."""
 
@@ -205,6 +227,7 @@ class Config:
     training: Training = field(default_factory=Training)
     simulation: Simulation = field(default_factory=Simulation)
     spiking: Spiking = field(default_factory=Spiking)
+    validation: Validation = field(default_factory=Validation)
 
 
 # ----------------------------------------------------------------------------------------------------------------

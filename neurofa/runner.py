@@ -8,6 +8,14 @@ convention below, so ``compare``, ``plot`` and ``sweep`` need nothing backend-sp
 - ``angle_B_WT`` (seed, time, layer): ∠(B_ℓ, W_{ℓ+1}ᵀ) in degrees; ``angle_B_RHS`` (seed, time, layer):
   ∠(B_ℓ, φ'_ℓ W_{ℓ+1}ᵀ φ'_{ℓ+1}); ``loss`` (seed, time); ``apical_mismatch`` (seed, time, layer);
 - per seed: ``test_accuracy``, ``train_accuracy``, ``test_loss`` where the task defines them;
+- with ``simulation.record_detail`` (used by ``neurofa compare``), window means over each record interval
+  (t_{k−1}, t_k] per neuron: ``rate_pyr`` (seed, time, pyr) rates of all pyramidal cells of layers 1…N as a
+  fraction of the maximal rate (φ in the rate backend, spike count / (ν_max · window) in the spiking backend),
+  ``rate_int`` (seed, time, int) the same for all interneurons, ``v_bas`` (seed, time, pyr) basal potentials and
+  ``v_api`` (seed, time, hid) apical potentials of hidden pyramidal cells (without PAL's noise); and weight
+  snapshots at t_k: ``weights_W`` (seed, time, w_index) all forward weights W_1…W_N flattened row-major and
+  concatenated, ``weights_B`` (seed, time, b_index) all backprojections B_1…B_{N−1} likewise. Coordinates
+  ``pyr_layer``/``int_layer``/``hid_layer`` on the unit dims give each unit's layer;
 - ``attrs['extra_summary']`` (optional dict) adds backend-specific keys to ``summary.json``.
 """
 
