@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["mean_sd_band", "plot_run", "save_figure", "angle_figure"]
+__all__ = ["mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures"]
 
 
 def _pyplot() -> Any:
@@ -110,4 +110,95 @@ def plot_run(result: Any, directory: str | Path) -> list[Path]:
         if not set(da.dims) <= {"seed", "time", "layer"} or not np.isfinite(da.values).any():
             continue
         written.append(save_figure(_curve_figure(ds, name), directory / f"{name}.png"))
+    return written
+
+
+def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str, ...]) -> Any:
+    plt = _pyplot()
+    names = tuple(n for n in names if n in rate and n in spiking)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        r = rate[name].transpose("seed", "time", ...).values[:, 1:].ravel()
+        s = spiking[name].transpose("seed", "time", ...).values[:, 1:].ravel()
+        ax.plot(r, s, ".", ms=2, alpha=0.4)
+        lo, hi = np.nanmin([r.min(), s.min()]), np.nanmax([r.max(), s.max()])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"{name} (rate)")
+        ax.set_ylabel(f"{name} (spiking)")
+    fig.suptitle("window means per neuron: spiking vs rate")
+    fig.tight_layout()
+    return fig
+
+
+def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4) -> Any:
+    """Traces of a few units of seed 0 in both backends (solid: rate, dashed: spiking)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    t, xlabel = _time_axis(rate)
+    r = rate[name].transpose("seed", "time", ...).values[0]
+    s = spiking[name].transpose("seed", "time", ...).values[0]
+    ts, _ = _time_axis(spiking)
+    picks = np.linspace(0, r.shape[-1] - 1, min(n_units, r.shape[-1])).astype(int)
+    for k in picks:
+        line = ax.plot(t, r[:, k], lw=1.2)[0]
+        ax.plot(ts, s[:, k], "--", lw=1.0, color=line.get_color())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{name} (solid: rate, dashed: spiking)")
+    return fig
+
+
+def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    t, xlabel = _time_axis(rate)
+    ts, _ = _time_axis(spiking)
+    r = rate["angle_B_WT"].transpose("seed", "time", "layer").values
+    s = spiking["angle_B_WT"].transpose("seed", "time", "layer").values
+    for k, layer in enumerate(rate["layer"].values):
+        mean_sd_band(ax, t, r[:, :, k], label=f"rate, layer {int(layer)}")
+        mean_sd_band(ax, ts, s[:, :, k], label=f"spiking, layer {int(layer)}", linestyle="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("∠(B, Wᵀ) (deg)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _convergence(summary: dict[str, Any]) -> Any:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    scales = np.asarray(summary["convergence_scales"], dtype=float)
+    errors = np.asarray(summary["convergence_errors"], dtype=float)
+    for j in range(errors.shape[1]):
+        ax.loglog(scales, errors[:, j], "o", color="C0", alpha=0.5)
+    mean = np.exp(np.mean(np.log(errors), axis=1))
+    slope = float(summary["convergence_slope"])
+    ax.loglog(scales, mean[0] * (scales / scales[0]) ** (-slope), "C0-", label=f"fit: slope −{slope:.2f}")
+    ax.loglog(scales, mean[0] * (scales / scales[0]) ** -0.5, "k--", lw=0.8, label="1/√scale")
+    ax.set_xlabel("ν_max scale")
+    ax.set_ylabel("relative RMS error of rates")
+    ax.legend(frameon=False)
+    return fig
+
+
+def comparison_figures(datasets: dict[str, xr.Dataset], summary: dict[str, Any], directory: str | Path) -> list[Path]:
+    """Figures of ``neurofa compare``: rate-vs-spiking scatter of neuron rates, overlaid potentials and weight
+    trajectories, the angle curves of both backends and the convergence plot."""
+    directory = Path(directory)
+    written: list[Path] = []
+    dyn_r, dyn_s = datasets.get("dynamics_rate"), datasets.get("dynamics_spiking")
+    if dyn_r is not None and dyn_s is not None:
+        written.append(save_figure(_comparison_scatter(dyn_r, dyn_s, ("rate_pyr", "rate_int", "v_bas", "v_api")),
+                                   directory / "dynamics_scatter.png"))
+        for name in ("v_bas", "v_api"):
+            if name in dyn_r and name in dyn_s:
+                written.append(save_figure(_overlay(dyn_r, dyn_s, name), directory / f"dynamics_{name}.png"))
+    learn_r, learn_s = datasets.get("learning_rate"), datasets.get("learning_spiking")
+    if learn_r is not None and learn_s is not None:
+        if "angle_B_WT" in learn_r and "angle_B_WT" in learn_s:
+            written.append(save_figure(_angles_both(learn_r, learn_s), directory / "learning_angles.png"))
+        for name in ("weights_W", "weights_B"):
+            if name in learn_r and name in learn_s:
+                written.append(save_figure(_overlay(learn_r, learn_s, name, 6), directory / f"learning_{name}.png"))
+    if "convergence_slope" in summary:
+        written.append(save_figure(_convergence(summary), directory / "convergence.png"))
     return written

@@ -1,0 +1,321 @@
+"""Validation: the spiking microcircuit checked against its rate mean field, with numbers and a verdict.
+
+The spiking model is the rate model with Poisson spikes (SCIENCE.md §3). :func:`compare` runs a configuration with
+the spiking backend and the rate backend configured as its exact mean field
+(:func:`neurofa.spiking.params.mean_field_config`: same synaptic filter τ_s, time step, presentation time and PAL
+time constants; ``simulation.scheme = 'instant'``), from the same seeds, initial weights and input stream
+(:mod:`neurofa.circuit`), so that the two differ only by spike noise. It judges three levels:
+
+- **dynamics** (plasticity off, PAL noise off so that the rate reference is deterministic): window means of every
+  neuron's rate and of the basal potentials, spiking against rate — Pearson correlation ≥
+  ``validation.min_correlation`` and relative RMS error ≤ ``validation.max_rel_rms`` (see
+  :func:`neurofa.validation_stats.agreement`). Apical potentials are reported but not judged: in the
+  self-predicting state their rate-model value is ≈ 0, so a relative error has no scale.
+- **convergence** (with ``scales``): the dynamics level rerun with ν_max multiplied by each scale. Spike noise
+  falls like 1/√(ν_max T), so the relative RMS error must fall with a fitted log–log slope of
+  ``validation.slope ± validation.slope_tolerance`` (:func:`neurofa.validation_stats.convergence_slope`).
+- **learning** (plasticity on): the spiking angle curves ∠(B_ℓ, W_{ℓ+1}ᵀ) (mean over seeds) stay inside the rate
+  model's seed band, mean ± ``validation.band_sd`` SD or ± ``validation.angle_tolerance`` degrees, whichever is
+  wider; the weight trajectories differ by at most ``validation.weight_tolerance`` of their range (RMS).
+- **task**: the spiking runs' final test accuracy (or final loss) lies inside the rate model's band over seeds
+  (± 2 accuracy points or ± ``max_rel_rms`` of the loss at least).
+
+The report (``summary.json``) has flat keys ``<level>_<measure>``, a boolean ``<level>_passed`` per level with the
+tolerances used (``<level>_tolerance``), and ``passed`` for all levels together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurofa.config import Config, ConfigError, apply_overrides, dump_config, load_config, to_dict
+from neurofa.results import NETCDF_ENGINE, atomic_write, atomic_write_text, to_jsonable
+from neurofa.runner import resolve_seeds
+from neurofa.validation_stats import agreement, band_check, convergence_slope
+
+__all__ = [
+    "Report",
+    "compare",
+    "dynamics_level",
+    "convergence_level",
+    "learning_level",
+    "task_level",
+    "dynamics_config",
+    "DETAIL_VARIABLES",
+]
+
+DETAIL_VARIABLES = ("rate_pyr", "rate_int", "v_bas", "v_api")
+JUDGED = ("rate_pyr", "rate_int", "v_bas")
+ACCURACY_TOLERANCE = 0.02
+
+
+@dataclass
+class Report:
+    """The outcome of :func:`compare`: flat ``summary`` keys, the verdict and the data behind it."""
+
+    summary: dict[str, Any]
+    passed: bool
+    datasets: dict[str, xr.Dataset] = field(default_factory=dict)
+    config_text: str = ""
+
+    def save(self, directory: str | Path, plots: bool = True) -> Path:
+        """Write ``results.nc`` (every level, both backends), ``summary.json``, ``config.yaml`` and figures."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.config_text:
+            atomic_write_text(directory / "config.yaml", self.config_text)
+        merged = combined_dataset(self.datasets)
+        atomic_write(directory / "results.nc", lambda p: merged.to_netcdf(p, engine=NETCDF_ENGINE))
+        if plots:
+            from neurofa.plotting import comparison_figures
+
+            comparison_figures(self.datasets, self.summary, directory / "figures")
+        atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
+        return directory
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the levels: pure functions of two datasets
+
+
+def _aligned(rate: xr.Dataset, spiking: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The variable ``name`` of both datasets on the rate dataset's time grid, as (seed, time, ...) arrays."""
+    if name not in rate or name not in spiking:
+        missing = "rate" if name not in rate else "spiking"
+        raise ValueError(f"the {missing} result has no {name!r} (was simulation.record_detail set?)")
+    r, s = rate[name], spiking[name]
+    if "time" in r.dims and not np.array_equal(r["time"].values, s["time"].values):
+        s = s.interp(time=r["time"].values)
+    order = [d for d in ("seed", "time") if d in r.dims]
+    r = r.transpose(*order, ...)
+    s = s.transpose(*order, ...)
+    return r.values, s.values
+
+
+def dynamics_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[str, Any]:
+    """Per-neuron window means (rates, basal and apical potentials), spiking against rate."""
+    v = cfg.validation
+    out: dict[str, Any] = {}
+    passed = True
+    for name in DETAIL_VARIABLES:
+        if name not in rate or name not in spiking:
+            continue
+        ref, tst = _aligned(rate, spiking, name)
+        a = agreement(ref[:, 1:], tst[:, 1:])  # the first window holds the settling from the initial state
+        out[f"dynamics_{name}_correlation"] = a.correlation
+        out[f"dynamics_{name}_rel_rms"] = a.rel_rms
+        if name in JUDGED:
+            ok = bool(a.correlation >= v.min_correlation and a.rel_rms <= v.max_rel_rms)
+            out[f"dynamics_{name}_passed"] = ok
+            passed &= ok
+    if not any(f"dynamics_{n}_passed" in out for n in JUDGED):
+        raise ValueError("no per-neuron variables to compare (set simulation.record_detail)")
+    out["dynamics_passed"] = passed
+    out["dynamics_tolerance"] = {"min_correlation": v.min_correlation, "max_rel_rms": v.max_rel_rms}
+    return out
+
+
+def convergence_level(scales: Sequence[float], errors: np.ndarray, cfg: Config) -> dict[str, Any]:
+    """Fit error ∝ scale^(−s) over ``errors`` (n_scales, n_seeds) and judge s against ``validation.slope``."""
+    v = cfg.validation
+    fit = convergence_slope(np.asarray(scales, dtype=float), np.asarray(errors, dtype=float))
+    return {
+        "convergence_scales": [float(s) for s in scales],
+        "convergence_errors": np.asarray(errors, dtype=float).tolist(),
+        "convergence_slope": fit.slope,
+        "convergence_slope_ci": [fit.ci_low, fit.ci_high],
+        "convergence_r2": fit.r2,
+        "convergence_passed": fit.within(v.slope, v.slope_tolerance),
+        "convergence_tolerance": {"slope": v.slope, "slope_tolerance": v.slope_tolerance},
+    }
+
+
+def _weight_rel_rms(ref: np.ndarray, tst: np.ndarray) -> float:
+    """RMS difference of weight trajectories relative to the range the reference weights span."""
+    span = float(np.nanmax(ref) - np.nanmin(ref))
+    return float(np.sqrt(np.nanmean((tst - ref) ** 2)) / span) if span > 0 else float("nan")
+
+
+def learning_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[str, Any]:
+    """Angle curves against the rate seed band, and weight trajectories relative to their range."""
+    v = cfg.validation
+    out: dict[str, Any] = {}
+    passed = True
+    if "angle_B_WT" in rate and "angle_B_WT" in spiking:
+        ref, tst = _aligned(rate, spiking, "angle_B_WT")
+        check = band_check(ref, tst, k_sd=v.band_sd, tolerance=v.angle_tolerance)
+        out["learning_angle_fraction_inside"] = check.fraction_inside
+        out["learning_angle_max_excess"] = check.max_excess
+        out["learning_angle_final_rate"] = np.nanmean(ref[:, -1], axis=0).tolist()
+        out["learning_angle_final_spiking"] = np.nanmean(tst[:, -1], axis=0).tolist()
+        passed &= check.passed
+    for name in ("weights_W", "weights_B"):
+        if name in rate and name in spiking:
+            ref, tst = _aligned(rate, spiking, name)
+            rel = _weight_rel_rms(ref, tst)
+            out[f"learning_{name}_rel_rms"] = rel
+            passed &= bool(rel <= v.weight_tolerance)
+    if len(out) == 0:
+        raise ValueError("nothing to compare on the learning level (no angles or weight snapshots recorded)")
+    out["learning_passed"] = bool(passed)
+    out["learning_tolerance"] = {"band_sd": v.band_sd, "angle_tolerance": v.angle_tolerance,
+                                 "weight_tolerance": v.weight_tolerance}
+    return out
+
+
+def task_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[str, Any]:
+    """Final test accuracy (or final loss) of the spiking seeds against the rate model's band over seeds."""
+    v = cfg.validation
+    if "test_accuracy" in rate and "test_accuracy" in spiking:
+        metric = "test_accuracy"
+        ref = rate["test_accuracy"].values.astype(float)
+        tst = spiking["test_accuracy"].values.astype(float)
+        tolerance = ACCURACY_TOLERANCE
+    elif "loss" in rate and "loss" in spiking:
+        metric = "loss_final"
+        ref = rate["loss"].isel(time=-1).values.astype(float)
+        tst = spiking["loss"].isel(time=-1).values.astype(float)
+        tolerance = v.max_rel_rms * abs(float(np.nanmean(ref)))
+    else:
+        return {}
+    check = band_check(ref[:, None], tst[:, None], k_sd=v.band_sd, tolerance=tolerance)
+    return {
+        "task_metric": metric,
+        "task_rate_mean": float(np.nanmean(ref)),
+        "task_rate_sd": float(np.nanstd(ref)),
+        "task_spiking_mean": float(np.nanmean(tst)),
+        "task_spiking_per_seed": tst.tolist(),
+        "task_passed": check.passed,
+        "task_tolerance": {"band_sd": v.band_sd, "half_width": float(check.half_width[0])},
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# configurations of each level
+
+
+def _replace(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of ``cfg`` with fields of its sections replaced, e.g. ``plasticity={'sigma': 0.0}``."""
+    changes = {name: dataclasses.replace(getattr(cfg, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(cfg, **changes)
+
+
+def dynamics_config(cfg: Config) -> Config:
+    """Plasticity and PAL noise off, per-neuron window means on, ``validation.dynamics_duration`` long."""
+    return _replace(
+        cfg,
+        plasticity={"learn_forward": False, "learn_lateral": False, "learn_feedback": False, "sigma": 0.0},
+        simulation={"record_detail": True, "duration": cfg.validation.dynamics_duration},
+    )
+
+
+def learning_config(cfg: Config) -> Config:
+    return _replace(cfg, simulation={"record_detail": True})
+
+
+def scaled_config(cfg: Config, scale: float) -> Config:
+    """The spiking configuration with ν_max multiplied by ``scale`` (the mean field does not change)."""
+    return _replace(cfg, spiking={"nu_max": cfg.spiking.nu_max * float(scale)})
+
+
+def _learns(cfg: Config) -> bool:
+    p = cfg.plasticity
+    return bool((p.learn_forward and any(p.eta_fw)) or (p.learn_feedback and p.feedback == "pal" and any(p.eta_bw))
+                or (p.learn_lateral and (any(p.eta_pi) or any(p.eta_ip))))
+
+
+def _simulate(cfg: Config, backend: str, seeds: list[int], progress: bool) -> xr.Dataset:
+    from neurofa.runner import run
+
+    return run(cfg, backend=backend, seeds=seeds, progress=progress).dataset
+
+
+def compare(
+    config: str | Path | dict[str, Any] | Config,
+    seeds: int | Iterable[int] | None = None,
+    scales: Sequence[float] | None = None,
+    out: str | Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    progress: bool = True,
+    perturb: dict[str, Any] | list[str] | None = None,
+    levels: Sequence[str] = ("dynamics", "learning", "task"),
+) -> Report:
+    """Run ``config`` with both backends and judge how close they are (see the module docstring).
+
+    ``scales`` (e.g. ``[1, 4, 16]``) adds the convergence test; ``perturb`` applies overrides to the spiking
+    configuration only (a negative control: a wrong apical conductance must fail a level); ``out`` writes the report.
+    """
+    cfg = config if isinstance(config, Config) and not overrides else load_config(config, overrides)
+    unknown = sorted(set(levels) - {"dynamics", "learning", "task"})
+    if unknown:
+        raise ConfigError(f"levels {unknown} are unknown; allowed: dynamics, learning, task")
+    seed_list = resolve_seeds(cfg, seeds)
+    spiking_cfg = load_config(apply_overrides(to_dict(cfg), perturb)) if perturb else cfg
+    if scales is not None:
+        scales = [float(s) for s in scales]
+        if len(scales) < 2 or any(s <= 0 for s in scales):
+            raise ConfigError(f"--scales = {scales} is invalid: give at least two positive scales, e.g. 1,4,16")
+    from neurofa.spiking.params import mean_field_config
+
+    summary: dict[str, Any] = {"seeds": seed_list}
+    datasets: dict[str, xr.Dataset] = {}
+
+    def pair(level: str, make: Any, scale: float = 1.0) -> tuple[xr.Dataset, xr.Dataset]:
+        spk_cfg = make(spiking_cfg) if scale == 1.0 else scaled_config(make(spiking_cfg), scale)
+        spk = _simulate(spk_cfg, "spiking", seed_list, progress)
+        key = f"{level}_rate"
+        if key not in datasets:
+            datasets[key] = _simulate(make(mean_field_config(cfg)), "rate", seed_list, progress)
+        suffix = "" if scale == 1.0 else f"_x{scale:g}"
+        datasets[f"{level}_spiking{suffix}"] = spk
+        return datasets[key], spk
+
+    if "dynamics" in levels:
+        rate, spk = pair("dynamics", dynamics_config)
+        summary.update(dynamics_level(rate, spk, cfg))
+        if scales:
+            errors = []
+            for s in scales:
+                spk_s = spk if s == 1.0 else pair("dynamics", dynamics_config, s)[1]
+                ref, tst = _aligned(rate, spk_s, "rate_pyr")
+                errors.append([agreement(ref[k, 1:], tst[k, 1:]).rel_rms for k in range(ref.shape[0])])
+            summary.update(convergence_level(scales, np.array(errors), cfg))
+    if ("learning" in levels or "task" in levels) and _learns(cfg):
+        rate, spk = pair("learning", learning_config)
+        if "learning" in levels:
+            summary.update(learning_level(rate, spk, cfg))
+        if "task" in levels:
+            summary.update(task_level(rate, spk, cfg))
+    verdicts = {k: v for k, v in summary.items() if k.endswith("_passed") and k.count("_") == 1}
+    passed = bool(verdicts) and all(verdicts.values())
+    summary["levels_checked"] = sorted(k.removesuffix("_passed") for k in verdicts)
+    summary["passed"] = passed
+    text = dump_config(cfg, extra={"command": "compare", "seeds": seed_list, "scales": scales,
+                                   "perturb": perturb, "mean_field": to_dict(mean_field_config(cfg))})
+    report = Report(to_jsonable(summary), passed, datasets, text)
+    if out is not None:
+        report.save(out)
+    return report
+
+
+def combined_dataset(datasets: dict[str, xr.Dataset]) -> xr.Dataset:
+    """All runs of a comparison in one dataset: each variable prefixed with its run (``dynamics_rate_rate_pyr``),
+    each run's ``time`` dimension renamed to ``<run>_time`` so runs of different lengths coexist."""
+    pieces = []
+    for run_name, ds in datasets.items():
+        ds = ds.drop_vars([v for v in ds.data_vars if ds[v].dtype.kind not in "fiub"])
+        rename = {v: f"{run_name}_{v}" for v in ds.data_vars}
+        rename.update({d: f"{run_name}_{d}" for d in ds.dims if d not in ("seed", "layer")})
+        rename.update({c: f"{run_name}_{c}" for c in ds.coords if c not in ("seed", "layer") and c not in rename})
+        piece = ds.rename(rename)
+        piece.attrs = {}
+        pieces.append(piece)
+    return xr.merge(pieces, compat="override", join="outer") if pieces else xr.Dataset()
