@@ -1,0 +1,565 @@
+r"""Discrete-time layered networks and the one implementation of every feedback rule (SCIENCE.md §1).
+
+Network (no biases): h_0 = x, a_ℓ = W_ℓ h_{ℓ−1}, h_ℓ = φ(a_ℓ), output y = h_L (or a_L with a linear read-out),
+loss L = ½‖y − y*‖² averaged over the minibatch. Output error e = ∂L/∂a_L = (y − y*) ⊙ φ'(a_L) (or y − y* for a
+linear read-out). Hidden errors δ_ℓ and forward updates ΔW_ℓ = −η ⟨δ_ℓ h_{ℓ−1}ᵀ⟩ (⟨·⟩ = minibatch mean):
+
+========  ====================================================  ==========================================
+rule      δ_ℓ (hidden)                                          feedback weights
+========  ====================================================  ==========================================
+bp        φ'(a_ℓ) ⊙ W_{ℓ+1}ᵀ δ_{ℓ+1}                            weight transport
+fa        φ'(a_ℓ) ⊙ B_ℓ δ_{ℓ+1}                                 B fixed random (Lillicrap2016)
+dfa       φ'(a_ℓ) ⊙ D_ℓ e                                       D fixed random (Nokland2016)
+sign      φ'(a_ℓ) ⊙ sign(W_{ℓ+1})ᵀ δ_{ℓ+1}                      sign transport (Liao2016)
+kp        as fa                                                 ΔB_ℓ = ΔW_{ℓ+1}ᵀ, both decay (Akrout2019)
+mirror    as fa                                                 ΔB_ℓ = η_B(⟨ξ_ℓ (W_{ℓ+1} ξ_ℓ)ᵀ⟩ − α B_ℓ)
+pal       as fa                                                 ΔB_ℓ = η_B(⟨ξ_ℓ HP[r_{ℓ+1}]ᵀ⟩ − α B_ℓ)
+========  ====================================================  ==========================================
+
+Indexing follows :mod:`neurofa.circuit`: every array carries a leading seed axis S; ``W[ℓ−1]`` is W_ℓ with shape
+(S, n_ℓ, n_{ℓ−1}), ℓ = 1 … L; ``B[ℓ−1]`` is the feedback B_ℓ into hidden layer ℓ, shaped like W_{ℓ+1}ᵀ,
+(S, n_ℓ, n_{ℓ+1}) (SCIENCE.md writes it B_{ℓ+1}); ``D[ℓ−1]`` is D_ℓ, (S, n_ℓ, n_L). Activities are (S, batch, n_ℓ);
+inputs may also be (batch, n_0) and broadcast over seeds.
+
+Decay and noise (``StepParams``): forward weights decay as W ← (1 − ηλ)W + ΔW with λ = ``weight_decay``; under kp
+the feedback decays identically, so ‖W_{ℓ+1}(t) − B_ℓ(t)ᵀ‖ = (1 − ηλ)^t ‖W_{ℓ+1}(0) − B_ℓ(0)ᵀ‖ exactly.
+mirror and pal share one correlation rule ΔB = η_B(⟨ξ rᵀ⟩ − α B) with decay α = ``feedback_decay``; its fixed
+point is B = (σ²/α) E[∂r/∂ξ]ᵀ. They differ in where ξ and r come from:
+
+- mirror: a separate mirror step after every SGD step (Akrout2019's mirror mode, interleaved): noise
+  ξ_ℓ ~ N(0, σ²) is injected alone into layer ℓ and r = W_{ℓ+1} ξ_ℓ, so B_ℓ → (σ²/α) W_{ℓ+1}ᵀ.
+- pal (discrete analogue of Max2024): no separate phase. During the ordinary training forward pass the hidden rates
+  carry noise, h̃_ℓ = φ(a_ℓ) + ξ_ℓ, and r = HP[r_{ℓ+1}] is the high-passed rate r_{ℓ+1} = φ(a_{ℓ+1}) of the next
+  layer (the value before its own noise is added, which is independent of ξ_ℓ and would only add variance).
+  **HP choice**: HP[r] = r − r̄ with r̄ an exponential running mean over successive minibatches (rate
+  ``hp_rate`` per step, per unit and seed). r̄ is updated only after it is used, so it is independent of the current
+  ξ and the estimate ⟨ξ_ℓ HP[r_{ℓ+1}]ᵀ⟩ is unbiased: B_ℓ → (σ²/α) (φ'(a_{ℓ+1}) ⊙ W_{ℓ+1})ᵀ averaged over the
+  data. The sample-to-sample variation of the signal is not removed (a discrete net has no time-scale
+  separation between signal and noise); it only adds variance that the slow average (1/(η_B α) steps) removes.
+
+Recorded alignment (``feedback_angles``): the angle between the feedback matrix a rule actually uses and the
+transport it replaces, ∠(F_ℓ, W_{ℓ+1}ᵀ): F = W_{ℓ+1}ᵀ for bp (recorded as exactly 0°), sign(W_{ℓ+1})ᵀ for sign,
+B_ℓ for fa/kp/mirror/pal. For dfa the transport it replaces is the product (W_L ⋯ W_{ℓ+1})ᵀ, so the angle is
+∠(D_ℓ, (W_L ⋯ W_{ℓ+1})ᵀ) (for one hidden layer this is ∠(D_1, W_2ᵀ), the FA angle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurofa.activations import activation
+from neurofa.config import FEEDBACK_RULES, ConfigError
+from neurofa.metrics import accuracy, alignment_angle, matrix_angle, mse_loss, update_angle
+
+__all__ = [
+    "RULES",
+    "LEARNED_FEEDBACK",
+    "forward",
+    "output_error",
+    "feedback_matrices",
+    "hidden_errors",
+    "forward_updates",
+    "kp_feedback_update",
+    "noise_correlation_update",
+    "mirror_probe",
+    "feedback_angles",
+    "StepParams",
+    "StepRecord",
+    "LayeredNet",
+    "train_step",
+    "normal_noise",
+    "initial_net",
+    "simulate",
+]
+
+Array = np.ndarray
+RULES = FEEDBACK_RULES
+FA_LIKE = ("fa", "kp", "mirror", "pal")  # rules that send δ through a feedback matrix B
+LEARNED_FEEDBACK = ("kp", "mirror", "pal")
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ConfigError(f"plasticity.feedback = {rule!r} is not allowed; allowed: {', '.join(RULES)}")
+
+
+def _t(m: Array) -> Array:
+    return np.swapaxes(m, -1, -2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pure functions: forward pass, errors, updates
+
+
+def forward(
+    W: Sequence[Array],
+    x: Array,
+    phi: Callable[[Array], Array],
+    output_linear: bool = False,
+    noise: Sequence[Array] | None = None,
+) -> tuple[list[Array], list[Array]]:
+    """Forward pass a_ℓ = W_ℓ h_{ℓ−1}, h_ℓ = φ(a_ℓ) (+ ξ_ℓ on hidden layers when ``noise`` is given).
+
+    ``x`` is (S, batch, n_0) or (batch, n_0); ``noise`` lists one array per hidden layer, added to the hidden rates
+    (PAL's noise riding on the signal). Returns ([a_1 … a_L], [h_0 … h_L]) with h_L = a_L for a linear read-out.
+    """
+    h = np.asarray(x, dtype=float)
+    a_list: list[Array] = []
+    h_list: list[Array] = [h]
+    n = len(W)
+    for i, w in enumerate(W):
+        a = h @ _t(w)
+        last = i == n - 1
+        h = a if (last and output_linear) else phi(a)
+        if noise is not None and not last:
+            h = h + noise[i]
+        a_list.append(a)
+        h_list.append(h)
+    return a_list, h_list
+
+
+def output_error(a_out: Array, y: Array, target: Array, dphi: Callable[[Array], Array], output_linear: bool) -> Array:
+    """e = ∂L/∂a_L = (y − y*) ⊙ φ'(a_L), or y − y* for a linear read-out."""
+    e = y - target
+    return e if output_linear else e * dphi(a_out)
+
+
+def feedback_matrices(rule: str, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
+    """The matrices F_ℓ (shaped like W_{ℓ+1}ᵀ) that carry δ_{ℓ+1} to hidden layer ℓ: W_{ℓ+1}ᵀ (bp),
+    sign(W_{ℓ+1})ᵀ (sign) or B_ℓ (fa, kp, mirror, pal). DFA has no layer-to-layer feedback."""
+    _check_rule(rule)
+    if rule == "bp":
+        return [_t(w) for w in W[1:]]
+    if rule == "sign":
+        return [np.sign(_t(w)) for w in W[1:]]
+    if rule in FA_LIKE:
+        return list(B)
+    raise ValueError("dfa sends the output error directly (D); it has no layer-to-layer feedback matrices")
+
+
+def hidden_errors(
+    rule: str,
+    W: Sequence[Array],
+    B: Sequence[Array],
+    D: Sequence[Array],
+    a_list: Sequence[Array],
+    e: Array,
+    dphi: Callable[[Array], Array],
+) -> list[Array]:
+    """Errors [δ_1 … δ_L] (δ_L = e) of every layer under ``rule`` (see the module table).
+
+    Row-vector form: δ_ℓ = φ'(a_ℓ) ⊙ (δ_{ℓ+1} F_ℓᵀ) with F_ℓ from :func:`feedback_matrices`, or
+    δ_ℓ = φ'(a_ℓ) ⊙ (e D_ℓᵀ) for dfa.
+    """
+    _check_rule(rule)
+    n_hidden = len(W) - 1
+    deltas: list[Array] = [np.empty(0)] * n_hidden + [e]
+    if rule == "dfa":
+        for ell in range(n_hidden):
+            deltas[ell] = dphi(a_list[ell]) * (e @ _t(D[ell]))
+        return deltas
+    F = feedback_matrices(rule, W, B)
+    for ell in range(n_hidden - 1, -1, -1):
+        deltas[ell] = dphi(a_list[ell]) * (deltas[ell + 1] @ _t(F[ell]))
+    return deltas
+
+
+def forward_updates(deltas: Sequence[Array], h_list: Sequence[Array], lr: float) -> list[Array]:
+    """ΔW_ℓ = −η ⟨δ_ℓ h_{ℓ−1}ᵀ⟩ (mean over the minibatch), each (S, n_ℓ, n_{ℓ−1})."""
+    out = []
+    for delta, h in zip(deltas, h_list[:-1]):
+        out.append((-lr / delta.shape[-2]) * (_t(delta) @ h))
+    return out
+
+
+def kp_feedback_update(B: Sequence[Array], dW: Sequence[Array], lr: float, decay: float) -> list[Array]:
+    """Kolen–Pollack (Akrout2019): B_ℓ ← (1 − ηλ) B_ℓ + ΔW_{ℓ+1}ᵀ, the same increment and decay as W_{ℓ+1}."""
+    return [(1.0 - lr * decay) * b + _t(dw) for b, dw in zip(B, dW[1:])]
+
+
+def noise_correlation_update(
+    B: Sequence[Array], xi: Sequence[Array], response: Sequence[Array], lr_feedback: float, decay: float
+) -> list[Array]:
+    """Noise-correlation learning of feedback (weight mirror, Akrout2019; PAL, Max2024):
+
+    B_ℓ ← B_ℓ + η_B (⟨ξ_ℓ r_{ℓ+1}ᵀ⟩ − α B_ℓ), where ξ_ℓ (S, m, n_ℓ) is the noise of hidden layer ℓ and r_{ℓ+1}
+    (S, m, n_{ℓ+1}) the next layer's (high-passed) response. Fixed point: (σ²/α) E[∂r/∂ξ]ᵀ.
+    """
+    out = []
+    for b, x, r in zip(B, xi, response):
+        corr = (_t(x) @ r) / x.shape[-2]
+        out.append(b + lr_feedback * (corr - decay * b))
+    return out
+
+
+def mirror_probe(W: Sequence[Array], xi: Sequence[Array]) -> list[Array]:
+    """Mirror-mode response r_{ℓ+1} = W_{ℓ+1} ξ_ℓ of layer ℓ+1 to noise ξ_ℓ injected alone into layer ℓ."""
+    return [x @ _t(w) for w, x in zip(W[1:], xi)]
+
+
+def feedback_angles(rule: str, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array]) -> Array:
+    """Angle (degrees) between each hidden layer's effective feedback and the transport it replaces, (S, L−1).
+
+    bp → 0 exactly; sign → ∠(sign(W_{ℓ+1})ᵀ, W_{ℓ+1}ᵀ); fa, kp, mirror, pal → ∠(B_ℓ, W_{ℓ+1}ᵀ);
+    dfa → ∠(D_ℓ, (W_L ⋯ W_{ℓ+1})ᵀ).
+    """
+    _check_rule(rule)
+    n_hidden = len(W) - 1
+    n_seeds = W[0].shape[0]
+    if n_hidden == 0:
+        return np.zeros((n_seeds, 0))
+    if rule == "bp":
+        return np.zeros((n_seeds, n_hidden))
+    if rule == "dfa":
+        cols = []
+        for ell in range(n_hidden):
+            prod = W[-1]
+            for w in W[-2:ell:-1]:
+                prod = prod @ w
+            cols.append(matrix_angle(D[ell], _t(prod)))
+        return np.stack(cols, axis=-1)
+    F = feedback_matrices(rule, W, B)
+    return np.stack([alignment_angle(F[ell], W[ell + 1]) for ell in range(n_hidden)], axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# state and one training step
+
+
+@dataclass
+class StepParams:
+    """Hyper-parameters of one SGD step: learning rates η (forward) and η_B (feedback), forward weight decay λ
+    (also kp's feedback decay), mirror/pal feedback decay α, noise SD σ, PAL high-pass running-mean rate."""
+
+    lr: float = 0.1
+    lr_feedback: float = 0.0
+    weight_decay: float = 0.0
+    feedback_decay: float = 0.0
+    noise: float = 0.0
+    hp_rate: float = 0.1
+
+
+@dataclass
+class StepRecord:
+    """What a training step computed (before the weights changed): activities, output error, errors, updates."""
+
+    a_list: list[Array]
+    h_list: list[Array]
+    e: Array
+    deltas: list[Array]
+    dW: list[Array]
+    loss: Array
+
+
+@dataclass
+class LayeredNet:
+    """Weights of a batch of seeds and the rule that trains them (shapes in the module docstring).
+
+    ``B`` holds the feedback matrices (empty for bp, sign, dfa); ``D`` the direct feedback (dfa only);
+    ``hp_mean`` PAL's running means r̄_{ℓ+1} of the high-pass filter, one (S, n_{ℓ+1}) array per hidden layer.
+    """
+
+    W: list[Array]
+    rule: str = "fa"
+    activation: str = "logistic"
+    output_linear: bool = False
+    B: list[Array] = field(default_factory=list)
+    D: list[Array] = field(default_factory=list)
+    hp_mean: list[Array] | None = None
+
+    def __post_init__(self) -> None:
+        _check_rule(self.rule)
+        self.phi, self.dphi = activation(self.activation)
+        n_hidden = len(self.W) - 1
+        if self.rule in FA_LIKE and len(self.B) != n_hidden:
+            raise ValueError(f"rule {self.rule!r} needs {n_hidden} feedback matrices B, got {len(self.B)}")
+        if self.rule == "dfa" and len(self.D) != n_hidden:
+            raise ValueError(f"rule 'dfa' needs {n_hidden} direct feedback matrices D, got {len(self.D)}")
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.W[0].shape[0])
+
+    @property
+    def sizes(self) -> list[int]:
+        return [int(self.W[0].shape[-1])] + [int(w.shape[-2]) for w in self.W]
+
+    def forward(self, x: Array, noise: Sequence[Array] | None = None) -> tuple[list[Array], list[Array]]:
+        return forward(self.W, x, self.phi, self.output_linear, noise)
+
+    def output(self, x: Array) -> Array:
+        """Noise-free network output y for inputs x, (S, batch, n_L)."""
+        return self.forward(x)[1][-1]
+
+    def errors(self, rule: str, a_list: Sequence[Array], e: Array) -> list[Array]:
+        """Hidden errors of this network's activities under ``rule`` (e.g. 'bp' for the reference update)."""
+        return hidden_errors(rule, self.W, self.B, self.D, a_list, e, self.dphi)
+
+    def feedback_angles(self) -> Array:
+        return feedback_angles(self.rule, self.W, self.B, self.D)
+
+
+def normal_noise(rngs: Sequence[np.random.Generator], shape: tuple[int, ...], sigma: float) -> Array:
+    """N(0, σ²) noise of ``shape`` for every seed, each from its own generator: (S, *shape)."""
+    return np.stack([rng.normal(0.0, sigma, size=shape) for rng in rngs])
+
+
+def train_step(
+    net: LayeredNet,
+    x: Array,
+    target: Array,
+    params: StepParams,
+    rngs: Sequence[np.random.Generator] | None = None,
+) -> StepRecord:
+    """One minibatch step of ``net.rule`` in place: forward pass, errors, W ← (1 − ηλ)W + ΔW, feedback update.
+
+    ``rngs`` (one generator per seed) supply the noise of mirror and pal; other rules are deterministic.
+    """
+    rule = net.rule
+    n_hidden = len(net.W) - 1
+    noise = None
+    if rule == "pal" and n_hidden:
+        if rngs is None:
+            raise ValueError("rule 'pal' needs random generators for its noise")
+        batch = target.shape[-2]
+        noise = [normal_noise(rngs, (batch, net.sizes[ell + 1]), params.noise) for ell in range(n_hidden)]
+    a_list, h_list = net.forward(x, noise)
+    y = h_list[-1]
+    loss = mse_loss(y, target)
+    e = output_error(a_list[-1], y, target, net.dphi, net.output_linear)
+    deltas = net.errors(rule, a_list, e)
+    dW = forward_updates(deltas, h_list, params.lr)
+    shrink = 1.0 - params.lr * params.weight_decay
+    net.W = [shrink * w + dw for w, dw in zip(net.W, dW)]
+    if rule == "kp":
+        net.B = kp_feedback_update(net.B, dW, params.lr, params.weight_decay)
+    elif rule == "mirror" and n_hidden:
+        if rngs is None:
+            raise ValueError("rule 'mirror' needs random generators for its noise")
+        batch = target.shape[-2]
+        xi = [normal_noise(rngs, (batch, net.sizes[ell + 1]), params.noise) for ell in range(n_hidden)]
+        net.B = noise_correlation_update(net.B, xi, mirror_probe(net.W, xi), params.lr_feedback,
+                                         params.feedback_decay)
+    elif rule == "pal" and noise is not None:
+        rates = [a if (ell == n_hidden - 1 and net.output_linear) else net.phi(a)
+                 for ell, a in enumerate(a_list[1:])]
+        if net.hp_mean is None:
+            net.hp_mean = [r.mean(axis=-2) for r in rates]
+        hp = [r - m[..., None, :] for r, m in zip(rates, net.hp_mean)]
+        net.B = noise_correlation_update(net.B, noise, hp, params.lr_feedback, params.feedback_decay)
+        k = params.hp_rate
+        net.hp_mean = [(1.0 - k) * m + k * r.mean(axis=-2) for m, r in zip(net.hp_mean, rates)]
+    return StepRecord(a_list, h_list, e, deltas, dW, loss)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# configuration → network, data, simulation
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, int], scale: float, bounds: Sequence[float]) -> Array:
+    low, high = (bounds[0], bounds[1]) if bounds else (-scale, scale)
+    return rng.uniform(low, high, size=shape)
+
+
+def initial_net(cfg: Any, seeds: Sequence[int]) -> LayeredNet:
+    """Weights of every seed from its weight stream (:func:`neurofa.circuit.stream`, k = 0).
+
+    Draw order per seed: W_1 … W_L (U[±init_forward] or ``init_forward_range``), B_1 … B_{L−1} and then
+    D_1 … D_{L−1} (U[±init_feedback] or ``init_feedback_range``), so W and B equal the microcircuit's for the same
+    seed. B is drawn for every rule; bp, sign and dfa ignore it.
+    """
+    from neurofa.circuit import STREAM_WEIGHTS, stream
+
+    sizes = list(cfg.network.layers)
+    net_cfg = cfg.network
+    n = len(sizes)
+    Ws, Bs, Ds = [], [], []
+    for seed in seeds:
+        rng = stream(seed, STREAM_WEIGHTS)
+        Ws.append([_uniform(rng, (sizes[i], sizes[i - 1]), net_cfg.init_forward, net_cfg.init_forward_range)
+                   for i in range(1, n)])
+        Bs.append([_uniform(rng, (sizes[i], sizes[i + 1]), net_cfg.init_feedback, net_cfg.init_feedback_range)
+                   for i in range(1, n - 1)])
+        Ds.append([_uniform(rng, (sizes[i], sizes[-1]), net_cfg.init_feedback, net_cfg.init_feedback_range)
+                   for i in range(1, n - 1)])
+
+    def stack(per_seed: list[list[Array]]) -> list[Array]:
+        return [np.stack([p[i] for p in per_seed]) for i in range(len(per_seed[0]))]
+
+    rule = cfg.plasticity.feedback
+    return LayeredNet(
+        W=stack(Ws),
+        rule=rule,
+        activation=net_cfg.activation,
+        output_linear=net_cfg.output_linear,
+        B=stack(Bs) if rule in FA_LIKE else [],
+        D=stack(Ds) if rule == "dfa" else [],
+    )
+
+
+def step_params(cfg: Any) -> StepParams:
+    """:class:`StepParams` from ``cfg.training`` (lr, lr_feedback, weight_decay, noise) and
+    ``cfg.plasticity.alpha`` (the mirror/pal feedback decay α)."""
+    t = cfg.training
+    return StepParams(lr=t.lr, lr_feedback=t.lr_feedback, weight_decay=t.weight_decay,
+                      feedback_decay=cfg.plasticity.alpha, noise=t.noise)
+
+
+@dataclass
+class _Data:
+    """Task arrays with a leading seed axis (a broadcast view when all seeds share the data)."""
+
+    x_train: Array
+    y_train: Array
+    labels_train: Array | None
+    x_test: Array | None
+    y_test: Array | None
+    labels_test: Array | None
+    x_val: Array | None
+    labels_val: Array | None
+    y_val: Array | None
+    classification: bool
+
+
+def _task_data(cfg: Any, seeds: Sequence[int]) -> _Data:
+    from neurofa.tasks import load_task
+
+    sizes = cfg.network.layers
+    if cfg.task.name == "backprojection":
+        raise ConfigError("task.name = 'backprojection' has no targets; model 'mlp' needs teacher, yinyang, bars, "
+                          "digits or mnist")
+    if cfg.task.name == "teacher":
+        from neurofa.circuit import teacher_weights
+        from neurofa.tasks.teacher import teacher_task
+
+        per_seed = [teacher_task(cfg.task, teacher_weights(cfg, s), sizes[0], cfg.network.activation,
+                                 cfg.network.output_linear, seed=s) for s in seeds]
+    else:
+        one = load_task(cfg.task, n_in=sizes[0], n_out=sizes[-1], seed=int(seeds[0]))
+        per_seed = [one]
+
+    def stacked(name: str) -> Array | None:
+        values = [getattr(d, name) for d in per_seed]
+        if values[0] is None:
+            return None
+        arr = np.stack(values) if len(values) > 1 else np.asarray(values[0])[None]
+        return np.broadcast_to(arr, (len(seeds),) + arr.shape[1:]) if arr.shape[0] == 1 else arr
+
+    first = per_seed[0]
+    if first.x_train.shape[1] != sizes[0] or first.y_train is None or first.y_train.shape[1] != sizes[-1]:
+        raise ConfigError(f"network.layers = {list(sizes)!r} does not fit task {cfg.task.name!r}: it has "
+                          f"{first.x_train.shape[1]} inputs and {None if first.y_train is None else first.n_out} "
+                          "outputs")
+    return _Data(stacked("x_train"), stacked("y_train"), stacked("labels_train"), stacked("x_test"),
+                 stacked("y_test"), stacked("labels_test"), stacked("x_val"), stacked("labels_val"),
+                 stacked("y_val"), first.kind == "classification")
+
+
+def _evaluate(net: LayeredNet, x: Array, y: Array, labels: Array | None) -> tuple[Array, Array | None]:
+    out = net.output(x)
+    loss = mse_loss(out, y)
+    acc = accuracy(out, labels) if labels is not None else None
+    return loss, acc
+
+
+def _update_angles(net: LayeredNet, x: Array, y: Array) -> Array:
+    """∠(ΔW_ℓ rule, ΔW_ℓ bp) per hidden layer ℓ on the batch (x, y), noise-free, (S, L−1)."""
+    a_list, h_list = net.forward(x)
+    e = output_error(a_list[-1], h_list[-1], y, net.dphi, net.output_linear)
+    n_hidden = len(net.W) - 1
+    rule_dW = forward_updates(net.errors(net.rule, a_list, e)[:n_hidden], h_list, 1.0)
+    bp_dW = forward_updates(net.errors("bp", a_list, e)[:n_hidden], h_list, 1.0)
+    if not n_hidden:
+        return np.zeros((net.n_seeds, 0))
+    return np.stack([update_angle(r, b) for r, b in zip(rule_dW, bp_dW)], axis=-1)
+
+
+def simulate(cfg: Any, seeds: Sequence[int], progress: bool = True) -> Any:
+    """Minibatch SGD of ``cfg.model == 'mlp'`` for all ``seeds`` at once; returns the run's xarray.Dataset.
+
+    Each epoch shows every training sample once in a fresh per-seed random order (stream k = 1), in minibatches of
+    ``training.batch_size`` (the last one may be smaller); mirror/pal noise comes from stream k = 2.
+    Variables (time = epoch, 0 = before training): ``loss`` (seed, time) noise-free loss on the whole training set;
+    ``accuracy`` (seed, time) test accuracy (classification with a test set); ``angle_B_WT`` (seed, time, layer)
+    from :func:`feedback_angles`; ``angle_update_bp`` (seed, time, layer) ∠(ΔW_ℓ, ΔW_ℓ^bp) of the weights into
+    hidden layer ℓ on the first ≤1000 training samples; per seed ``train_accuracy``, ``test_accuracy``,
+    ``test_loss``, ``validation_accuracy`` where the task defines them. ``attrs['extra_summary']`` adds
+    ``angle_update_bp_final`` (per hidden layer, mean over seeds) and ``validation_accuracy`` to summary.json.
+    """
+    import xarray as xr
+    from tqdm import tqdm
+
+    from neurofa.circuit import STREAM_NOISE, STREAM_ORDER, stream
+
+    seeds = [int(s) for s in seeds]
+    if len(cfg.network.layers) < 2:
+        raise ConfigError("network.layers needs at least an input and an output layer")
+    data = _task_data(cfg, seeds)
+    net = initial_net(cfg, seeds)
+    params = step_params(cfg)
+    order_rngs = [stream(s, STREAM_ORDER) for s in seeds]
+    noise_rngs = [stream(s, STREAM_NOISE) for s in seeds]
+    n_seeds, n_train = len(seeds), data.x_train.shape[1]
+    n_hidden = len(net.W) - 1
+    epochs, batch = int(cfg.training.epochs), int(cfg.training.batch_size)
+    seed_index = np.arange(n_seeds)[:, None]
+    n_probe = min(n_train, 1000)
+    x_probe, y_probe = data.x_train[:, :n_probe], data.y_train[:, :n_probe]
+    has_test = data.x_test is not None and data.y_test is not None
+
+    loss = np.empty((n_seeds, epochs + 1))
+    test_acc_curve = np.full((n_seeds, epochs + 1), np.nan)
+    angles = np.empty((n_seeds, epochs + 1, n_hidden))
+    upd_angles = np.empty((n_seeds, epochs + 1, n_hidden))
+
+    def record(k: int) -> None:
+        loss[:, k] = _evaluate(net, data.x_train, data.y_train, None)[0]
+        if has_test and data.classification:
+            test_acc_curve[:, k] = _evaluate(net, data.x_test, data.y_test, data.labels_test)[1]
+        angles[:, k] = net.feedback_angles()
+        upd_angles[:, k] = _update_angles(net, x_probe, y_probe)
+
+    record(0)
+    for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc=cfg.name, unit="epoch"):
+        perm = np.stack([rng.permutation(n_train) for rng in order_rngs])
+        for start in range(0, n_train, batch):
+            idx = perm[:, start:start + batch]
+            train_step(net, data.x_train[seed_index, idx], data.y_train[seed_index, idx], params, noise_rngs)
+        if not all(np.isfinite(w).all() for w in net.W):
+            raise FloatingPointError(f"{cfg.name}: weights diverged in epoch {epoch} (lower training.lr)")
+        record(epoch)
+
+    coords = {"seed": seeds, "time": np.arange(epochs + 1), "layer": np.arange(1, n_hidden + 1)}
+    ds = xr.Dataset(coords=coords)
+    ds["time"].attrs["units"] = "epoch"
+    ds["loss"] = (("seed", "time"), loss, {"long_name": "training loss ½‖y − y*‖² (noise-free)"})
+    if n_hidden:
+        ds["angle_B_WT"] = (("seed", "time", "layer"), angles,
+                            {"long_name": "angle between the rule's feedback and the transport it replaces",
+                             "units": "deg"})
+        ds["angle_update_bp"] = (("seed", "time", "layer"), upd_angles,
+                                 {"long_name": "angle between the rule's hidden update and backprop's",
+                                  "units": "deg"})
+    train_loss, train_acc = _evaluate(net, data.x_train, data.y_train, data.labels_train)
+    if train_acc is not None:
+        ds["train_accuracy"] = (("seed",), train_acc)
+    if has_test:
+        test_loss, test_acc = _evaluate(net, data.x_test, data.y_test, data.labels_test)
+        ds["test_loss"] = (("seed",), test_loss)
+        if test_acc is not None:
+            ds["test_accuracy"] = (("seed",), test_acc)
+            ds["accuracy"] = (("seed", "time"), test_acc_curve, {"long_name": "test accuracy"})
+    if data.x_val is not None and data.labels_val is not None and data.y_val is not None:
+        ds["validation_accuracy"] = (("seed",), _evaluate(net, data.x_val, data.y_val, data.labels_val)[1])
+    extra: dict[str, Any] = {"feedback": net.rule}
+    if n_hidden:
+        extra["angle_update_bp_final"] = upd_angles[:, -1].mean(axis=0).tolist()
+    if "validation_accuracy" in ds:
+        extra["validation_accuracy"] = float(ds["validation_accuracy"].mean())
+    ds.attrs["feedback"] = net.rule
+    ds.attrs["extra_summary"] = extra
+    return ds
