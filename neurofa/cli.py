@@ -134,6 +134,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cluster_options=options,
         progress=not args.quiet,
         overrides=args.set,
+        plots=not args.no_plots,
     )
     print(f"sweep -> {out}")
     if result.failed:

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures"]
+__all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
@@ -32,7 +32,7 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     """Save ``fig`` to ``path`` atomically and close it."""
     from neurofa.results import atomic_write
 
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     atomic_write(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png"))
     plt.close(fig)
@@ -59,7 +59,7 @@ def _time_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
 
 def angle_figure(ds: xr.Dataset, name: str = "angle_B_WT", title: str | None = None) -> Any:
     """Alignment angle per hidden layer over time, mean ± SD over seeds."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     t, xlabel = _time_axis(ds)
     da = ds[name].transpose("seed", "time", "layer")
@@ -75,7 +75,7 @@ def angle_figure(ds: xr.Dataset, name: str = "angle_B_WT", title: str | None = N
 
 
 def _curve_figure(ds: xr.Dataset, name: str) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     t, xlabel = _time_axis(ds)
     da = ds[name]
@@ -114,7 +114,7 @@ def plot_run(result: Any, directory: str | Path) -> list[Path]:
 
 
 def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str, ...]) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     names = tuple(n for n in names if n in rate and n in spiking)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -132,7 +132,7 @@ def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str,
 
 def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4) -> Any:
     """Traces of a few units of seed 0 in both backends (solid: rate, dashed: spiking)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     t, xlabel = _time_axis(rate)
     r = rate[name].transpose("seed", "time", ...).values[0]
@@ -148,7 +148,7 @@ def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4)
 
 
 def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     t, xlabel = _time_axis(rate)
     ts, _ = _time_axis(spiking)
@@ -164,7 +164,7 @@ def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
 
 
 def _convergence(summary: dict[str, Any]) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     scales = np.asarray(summary["convergence_scales"], dtype=float)
     errors = np.asarray(summary["convergence_errors"], dtype=float)

@@ -383,9 +383,9 @@ def run(settings: Settings | None = None, quick: bool = False, progress: bool = 
 
 def figure(result: Result, directory: str | Path) -> list[Path]:
     """Song2021 figure: FA vs BP loss (log scale), cos(β, b) against the width at λ = 0, against λ, and over time."""
-    from neurofa.plotting import _pyplot, mean_sd_band, save_figure
+    from neurofa.plotting import mean_sd_band, pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     ds = result.dataset
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
 
