@@ -1,0 +1,224 @@
+r"""Brian2 equation strings of the spiking dendritic microcircuit (SCIENCE.md §2–§3; Sacramento2018, Max2024).
+
+Pure strings: nothing here imports Brian2. Voltages are dimensionless, times carry Brian units.
+
+Every cell (input, pyramidal, interneuron) fires as an inhomogeneous Poisson process of rate ν_max φ(ŭ), with the
+prospective voltage ŭ = u_eff (Haider2021; the somatic Euler variable is not needed because ŭ is what the rate
+reads), implemented as the threshold ``rand() < nu_max*phi(u_eff)*dt``. Its synaptic trace obeys τ_s ẋ = −x and
+jumps by 1/(ν_max τ_s) per spike, so E[x] follows x̄ ← x̄ + (dt/τ_s)(φ(ŭ) − x̄): the rate backend's ``tau_syn``
+filter. Dendritic potentials are weighted sums of traces, one ``(summed)`` target per projection:
+
+- pyramidal ℓ: v_bas = Σ W x_{ℓ−1}; v_api = v_api_B + v_api_I with v_api_B = Σ B x_{ℓ+1}, v_api_I = Σ B^{PI} x^I_ℓ;
+  u_eff = [g_bas v_bas + g_api (v_api + ξ)] / (g_l + g_bas + g_api); ξ the PAL noise (OU, τ_ξ, σ):
+  dξ = −ξ dt/τ_ξ + σ √(dt/τ_ξ) N(0,1), the same discretisation as the rate backend;
+- output: u_eff = [g_bas v_bas + n(t) g_ntgt u_tgt(t)] / (g_l + g_bas + n(t) g_ntgt), n(t) the nudging gate;
+- interneuron ℓ: v_den = Σ W^{IP} x_ℓ, u_eff = [g_den v_den + g_nI ŭ^P_{ℓ+1}] / (g_l + g_den + g_nI), with ŭ^P_{ℓ+1}
+  a linked variable (one-to-one nudging without synapses).
+
+Plasticity is always on (clock-driven, ``method='euler'``), gated only by the learning gate λ(t) (0 during test
+presentations):
+
+- forward and W^{IP} (Urbanczik2014): Ẇ = η λ [S_post(t)/ν_max − φ(v̂_post)] x_pre: a jump η λ x_pre/ν_max per
+  postsynaptic spike plus the clock-driven decay −η λ φ(v̂) x_pre, whose expectation is the rate rule
+  η [φ(ŭ) − φ(v̂)] r̄_pre. With ``tau_lo`` the increments pass a low-pass τ_LO Δ̇ = −Δ + increment, Ẇ = Δ (Max2024);
+- B^{PI}: Ḃ^{PI} = −η_PI λ v_api x^I_pre (v_api without the noise);
+- B (``fa``/``pal``): Ḃ = η_bw λ [ξ_post x^HP_pre − α B] with x^HP the high-passed trace of layer ℓ+1,
+  τ_HP ẋ^HP = τ_HP ẋ − x^HP (it jumps with x); ``fa`` is the same code with η_bw = 0 and σ = 0, so both share a build;
+- B (``bp``): the transpose of W_{ℓ+1}, kept exact without weight transport by applying W_{ℓ+1}'s increments
+  mirrored (B_{ij} receives exactly what W_{ji} receives: jump on the presynaptic spike of cell j of layer ℓ+1,
+  decay −η φ(v̂_j) x_i).
+
+Scheduling (Brian2's default schedule): ``(constant over dt)`` subexpressions (u_eff, φ(v̂), v_api, gates) are
+evaluated at the start of a step from the dendritic sums of the previous step, summed variables are refreshed in
+the ``groups`` slot, spikes are drawn in ``thresholds`` and traces jump in ``resets``. Compared with the rate
+backend's ``scheme='instant'`` each layer therefore has one extra dt of latency (0.1 ms against τ_s ≥ 1 ms);
+stationary rates and all plasticity expectations are identical.
+
+Accumulators (``A_*``, n_spk) integrate per-cell quantities; the monitors sample them coarsely and window means
+are differences divided by the window (``record_detail``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "phi_expr",
+    "input_equations",
+    "hidden_equations",
+    "output_equations",
+    "interneuron_equations",
+    "threshold",
+    "reset",
+    "forward_synapse",
+    "apical_inhibition_synapse",
+    "backprojection_synapse",
+]
+
+_PHI = {
+    "logistic": "1.0/(1.0 + exp(-({u})))",
+    "relu": "clip({u}, 0, inf)",
+    "softplus": "log(1.0 + exp({u}))",
+}
+
+
+def phi_expr(activation: str, u: str) -> str:
+    """Brian2 expression of φ(u) for a non-negative transfer function."""
+    return _PHI[activation].format(u=u)
+
+
+_TRACE = """
+nu_max : Hz (shared, constant)
+tau_s : second (shared, constant)
+dx/dt = -x/tau_s : 1
+n_spk : 1
+"""
+
+_GATES = """
+learn = gate_learn(t) : 1 (constant over dt)
+"""
+
+
+def threshold() -> str:
+    """Poisson spiking at rate ν_max φ(ŭ) (Bernoulli per step, ν_max dt ≤ 0.5 is validated)."""
+    return "rand() < nu_max*rate*dt"
+
+
+def reset(high_pass: bool) -> str:
+    """The trace jump 1/(ν_max τ_s) (and the high-passed trace's identical jump), plus the spike counter."""
+    code = "x += 1.0/(nu_max*tau_s)\nn_spk += 1"
+    if high_pass:
+        code += "\nxhp += 1.0/(nu_max*tau_s)"
+    return code
+
+
+def input_equations() -> str:
+    """Input cells: rate ν_max x(t) from the presentation TimedArray ``stim(t, i)``; ``rng_seed`` is read by
+    the standalone code inserted after the run arguments (per-run seeding)."""
+    return _TRACE + """
+rate = stim(t, i) : 1 (constant over dt)
+rng_seed : 1 (shared, constant)
+"""
+
+
+def hidden_equations(activation: str, detail: bool) -> str:
+    """Hidden pyramidal cells with basal and apical compartments, PAL noise and high-passed trace."""
+    phi_u = phi_expr(activation, "u_eff")
+    phi_hat = phi_expr(activation, "g_bas*v_bas/(g_l + g_bas + g_api)")
+    eqs = _TRACE + _GATES + f"""
+g_l : 1 (shared, constant)
+g_bas : 1 (shared, constant)
+g_api : 1 (shared, constant)
+tau_xi : second (shared, constant)
+tau_hp : second (shared, constant)
+sigma : 1 (shared, constant)
+v_bas : 1
+v_api_B : 1
+v_api_I : 1
+v_api = v_api_B + v_api_I : 1 (constant over dt)
+u_eff = (g_bas*v_bas + g_api*(v_api + noise))/(g_l + g_bas + g_api) : 1 (constant over dt)
+rate = {phi_u} : 1 (constant over dt)
+phi_hat = {phi_hat} : 1 (constant over dt)
+dnoise/dt = -noise/tau_xi + sigma*sqrt(1.0/tau_xi)*xi : 1
+dxhp/dt = -x/tau_s - xhp/tau_hp : 1
+dA_vapi2/dt = v_api**2/ms : 1
+"""
+    if detail:
+        eqs += """
+dA_vbas/dt = v_bas/ms : 1
+dA_vapi/dt = v_api/ms : 1
+dA_rate/dt = rate/ms : 1
+"""
+    return eqs
+
+
+def output_equations(activation: str, target: bool, detail: bool) -> str:
+    """Output pyramidal cells: basal input, nudged towards ``target(t, i)`` while the nudging gate is on."""
+    phi_u = phi_expr(activation, "u_eff")
+    phi_hat = phi_expr(activation, "g_bas*v_bas/(g_l + g_bas)")
+    eqs = _TRACE + _GATES + f"""
+g_l : 1 (shared, constant)
+g_bas : 1 (shared, constant)
+v_bas : 1
+rate = {phi_u} : 1 (constant over dt)
+phi_hat = {phi_hat} : 1 (constant over dt)
+dxhp/dt = -x/tau_s - xhp/tau_hp : 1
+tau_hp : second (shared, constant)
+dA_vhat/dt = g_bas*v_bas/(g_l + g_bas)/ms : 1
+"""
+    if target:
+        eqs += """
+g_ntgt : 1 (shared, constant)
+u_tgt = target(t, i) : 1 (constant over dt)
+nudge = gate_nudge(t) : 1 (constant over dt)
+u_eff = (g_bas*v_bas + nudge*g_ntgt*u_tgt)/(g_l + g_bas + nudge*g_ntgt) : 1 (constant over dt)
+dA_loss/dt = 0.5*(g_bas*v_bas/(g_l + g_bas) - u_tgt)**2/ms : 1
+"""
+    else:
+        eqs += "\nu_eff = g_bas*v_bas/(g_l + g_bas) : 1 (constant over dt)\n"
+    if detail:
+        eqs += "\ndA_vbas/dt = v_bas/ms : 1\ndA_rate/dt = rate/ms : 1\n"
+    return eqs
+
+
+def interneuron_equations(activation: str, detail: bool) -> str:
+    """Interneurons: dendrite from their layer's pyramidal cells, soma nudged by ŭ of the next layer."""
+    phi_u = phi_expr(activation, "u_eff")
+    phi_hat = phi_expr(activation, "g_den*v_den/(g_l + g_den)")
+    return _TRACE + _GATES + ("dA_rate/dt = rate/ms : 1\n" if detail else "") + f"""
+g_l : 1 (shared, constant)
+g_den : 1 (shared, constant)
+g_nI : 1 (shared, constant)
+v_den : 1
+u_nudge : 1 (linked)
+u_eff = (g_den*v_den + g_nI*u_nudge)/(g_l + g_den + g_nI) : 1 (constant over dt)
+rate = {phi_u} : 1 (constant over dt)
+phi_hat = {phi_hat} : 1 (constant over dt)
+"""
+
+
+def forward_synapse(target: str, plastic: bool, low_pass: bool) -> tuple[str, str | None]:
+    """Model and ``on_post`` code of a forward (W) or pyramidal-to-interneuron (W^{IP}) projection writing
+    ``target`` (v_bas or v_den); Urbanczik–Senn plasticity with the spike-based postsynaptic estimator."""
+    summed = f"{target}_post = w*x_pre : 1 (summed)\n"
+    if not plastic:
+        return "w : 1\n" + summed, None
+    head = "eta : Hz (shared, constant)\n" + summed
+    if low_pass:
+        model = head + """tau_lo : second (shared, constant)
+dw/dt = delta : 1 (clock-driven)
+ddelta/dt = (-delta - eta*learn_post*phi_hat_post*x_pre)/tau_lo : Hz (clock-driven)
+"""
+        return model, "delta += eta*learn_post*x_pre/(nu_max_post*tau_lo)"
+    model = head + "dw/dt = -eta*learn_post*phi_hat_post*x_pre : 1 (clock-driven)\n"
+    return model, "w += eta*learn_post*x_pre/nu_max_post"
+
+
+def apical_inhibition_synapse(plastic: bool) -> str:
+    """Interneurons to apical dendrites (B^{PI}): Ḃ^{PI} = −η_PI λ v_api x^I (Sacramento2018 Eq 9)."""
+    summed = "v_api_I_post = w*x_pre : 1 (summed)\n"
+    if not plastic:
+        return "w : 1\n" + summed
+    return "eta : Hz (shared, constant)\n" + summed + "dw/dt = -eta*learn_post*v_api_post*x_pre : 1 (clock-driven)\n"
+
+
+def backprojection_synapse(mode: str, plastic: bool, low_pass: bool) -> tuple[str, str | None]:
+    """Backprojection B_ℓ from layer ℓ+1 (pre) to the apical dendrites of layer ℓ (post); model and ``on_pre``.
+
+    ``pal`` (and ``fa`` with η_bw = σ = 0): Ḃ = η_bw λ (ξ_post x^HP_pre − α B) (Max2024);
+    ``bp``: the mirrored increments of W_{ℓ+1} (module docstring).
+    """
+    summed = "v_api_B_post = w*x_pre : 1 (summed)\n"
+    if not plastic:
+        return "w : 1\n" + summed, None
+    if mode == "bp":
+        head = "eta : Hz (shared, constant)\n" + summed
+        if low_pass:
+            model = head + """tau_lo : second (shared, constant)
+dw/dt = delta : 1 (clock-driven)
+ddelta/dt = (-delta - eta*learn_pre*phi_hat_pre*x_post)/tau_lo : Hz (clock-driven)
+"""
+            return model, "delta += eta*learn_pre*x_post/(nu_max_pre*tau_lo)"
+        return head + "dw/dt = -eta*learn_pre*phi_hat_pre*x_post : 1 (clock-driven)\n", \
+            "w += eta*learn_pre*x_post/nu_max_pre"
+    model = ("eta : Hz (shared, constant)\nalpha : 1 (shared, constant)\n" + summed
+             + "dw/dt = eta*learn_post*(noise_post*xhp_pre - alpha*w) : 1 (clock-driven)\n")
+    return model, None

@@ -1,0 +1,237 @@
+r"""Parameters of the spiking microcircuit and its exact rate mean field (pure Python, no Brian2).
+
+The spiking model (Max2024, Urbanczik2014, SCIENCE.md §3) is the rate microcircuit with Poisson spikes. Its time
+scales are set by biology, not by the rate model's numerics: a cell fires at most ν_max (100–300 Hz), each spike
+adds 1/(ν_max τ_s) to an exponential synaptic trace x (τ ẋ = −x, so E[x] = φ(ŭ)), and a presentation must last
+long enough for several spikes. :func:`effective_parameters` turns a configuration into the numbers the spiking
+backend actually uses; :func:`mean_field_config` returns the rate configuration whose dynamics are the exact mean
+field of that spiking model (same dt, same trace filter, same PAL filters, same learning rates), so
+``neurofa compare`` can check that the two differ only by spike noise.
+
+Derivation (defaults; every ``spiking.*`` value > 0 overrides its derived value):
+
+**Presentation time.** A cell at half-maximal rate must emit at least ``N_SPIKES`` = 5 spikes per presentation
+and the traces must settle (``SETTLE`` = 10 trace time constants), so
+t_pres = max(task.t_pres, 2 N_SPIKES / ν_max, SETTLE τ_s); with ν_max = 200 Hz, τ_s = 3 ms this is 50 ms.
+All other times of the rate configuration are scaled by k = t_pres / task.t_pres (duration, record and test
+intervals, PAL's τ_LO) and all learning rates by 1/k, so the weight change per presentation is unchanged.
+
+**PAL noise time constant τ_ξ.** The PAL signal is the zero-lag correlation of ξ_ℓ with the high-passed trace of
+layer ℓ+1. Between the two lie layer ℓ's spikes and trace (low-pass τ_s), layer ℓ+1's basal potential and spikes
+and trace (low-pass τ_s), then the high-pass τ_HP. For an OU process of correlation time τ_ξ the zero-lag
+cross-covariance through a linear filter H is σ_ξ² H(1/τ_ξ) (H the Laplace transform), so the fraction of the
+noise that reaches x^HP_{ℓ+1} is
+
+.. math:: G = \left(\frac{\tau_\xi}{\tau_\xi + \tau_s}\right)^2 \frac{\tau_{HP}}{\tau_{HP} + \tau_\xi}.
+
+The estimator's variance is dominated by the shot noise of the trace (variance φ/(2 ν_max τ_s)) multiplied by ξ,
+whose integrated correlation is ∝ τ_ξ τ_s/(τ_ξ + τ_s). The signal-to-noise ratio G/√(τ_ξ τ_s/(τ_ξ+τ_s)) is
+maximal near τ_ξ = 2–3 τ_s; we take τ_ξ = ``TAU_XI_PER_TAU_S`` · τ_s = 2 τ_s (6 ms; G ≈ 0.28 with the τ_HP below).
+In the rate model (τ_s → 0, dt 0.01 ms) τ_ξ = 0.1 ms only had to exceed the one-step lag per layer.
+
+**High-pass τ_HP.** It must remove the trace's mean and the input changes at the presentation scale but keep the
+noise: after an input change the high-passed trace decays with τ_HP, so a fraction ≈ τ_HP / t_pres of each
+presentation carries input transients (zero-mean against ξ, i.e. variance, not bias), while the noise keeps the
+fraction τ_HP/(τ_HP+τ_ξ). We take τ_HP = t_pres / ``HP_PER_T_PRES`` = t_pres / 5 (10 ms at 50 ms), but never below
+τ_ξ.
+
+**Noise amplitude σ.** In the rate model a small σ (0.05) suffices because nothing else perturbs the soma. With
+spikes every dendritic potential already fluctuates by the shot noise of its inputs; PAL's apical noise must be
+of the same order to be detectable within seconds. We set the somatic standard deviation caused by ξ,
+τ_P g_api σ_ξ (σ_ξ = σ/√2, the stationary SD of the OU process τ_ξ ξ̇ = −ξ + σ √τ_ξ η of SCIENCE.md §2), equal
+to the shot-noise SD of one trace at half-maximal rate, √(1 / (4 ν_max τ_s)):
+
+.. math:: \sigma = \frac{\sqrt{2}}{\tau_P g_{api}} \sqrt{\frac{1}{4 \nu_{max} \tau_s}} \quad(\approx 2.9
+   \text{ for PAL's conductances, 200 Hz, 3 ms}).
+
+**Backprojection learning rate and decay.** PAL's drift ⟨ξ x^HP⟩ ∝ σ² G grows by c⁻¹ = σ_s² G_s / (σ_r² G_r)
+from the rate configuration (σ_r = plasticity.sigma, G_r with its τ_ξ, τ_HP, τ_syn) to the spiking one, so
+η_bw is multiplied by c (besides 1/k) and α divided by c: the stationary B* = ⟨ξ x^HP⟩/α and the averaging time
+1/(η_bw α) (scaled by k) are those of the rate configuration. The mean-field configuration carries the effective
+values, so its own c is 1.
+
+**Forward plasticity.** Urbanczik2014's spike-based estimator replaces φ(ŭ) by S(t)/ν_max; the presynaptic factor
+is the trace x. PAL's optional low-pass of the increments (plasticity.tau_lo > 0) filters the spike-based
+increment with τ_LO·k before it is applied; spike noise in the increments is then averaged over τ_LO·k.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from neurofa.config import Config, ConfigError, layer_values
+
+__all__ = [
+    "N_SPIKES",
+    "SETTLE",
+    "TAU_XI_PER_TAU_S",
+    "HP_PER_T_PRES",
+    "SPIKING_ACTIVATIONS",
+    "EffectiveParameters",
+    "effective_parameters",
+    "mean_field_config",
+    "derived_sigma",
+    "noise_gain",
+    "check_spiking_config",
+]
+
+N_SPIKES = 5.0
+SETTLE = 10.0
+TAU_XI_PER_TAU_S = 2.0
+HP_PER_T_PRES = 5.0
+SPIKING_ACTIVATIONS = ("logistic", "relu", "softplus")
+
+
+@dataclass(frozen=True)
+class EffectiveParameters:
+    """The numbers a spiking run actually uses (times in ms, rates ``nu_max`` in Hz, learning rates in 1/ms)."""
+
+    dt: float
+    t_pres: float
+    time_scale: float
+    duration: float
+    record_interval: float
+    test_interval: float
+    nu_max: float
+    tau_s: float
+    tau_xi: float
+    tau_hp: float
+    sigma: float
+    tau_lo: float
+    alpha: float
+    eta_fw: tuple[float, ...]
+    eta_ip: tuple[float, ...]
+    eta_pi: tuple[float, ...]
+    eta_bw: tuple[float, ...]
+
+
+def _round_to(value: float, step: float) -> float:
+    """``value`` rounded to a positive whole multiple of ``step``."""
+    return max(1, round(value / step)) * step
+
+
+def noise_gain(tau_xi: float, tau_s: float, tau_hp: float) -> float:
+    r"""Fraction G of PAL's noise covariance that survives two trace filters τ_s and the high-pass τ_HP
+    (module docstring): G = (τ_ξ/(τ_ξ+τ_s))² · τ_HP/(τ_HP+τ_ξ)."""
+    return (tau_xi / (tau_xi + tau_s)) ** 2 * tau_hp / (tau_hp + tau_xi)
+
+
+def derived_sigma(cfg: Config, nu_max_hz: float, tau_s: float) -> float:
+    r"""σ with τ_P g_api σ/√2 = √(1/(4 ν_max τ_s)) (module docstring); ν_max in Hz, τ_s in ms."""
+    g = cfg.conductances
+    if g.g_api == 0:
+        return 0.0
+    tau_p = 1.0 / (g.g_l + g.g_bas + g.g_api)
+    nu = nu_max_hz / 1000.0  # per ms
+    return math.sqrt(2.0) * math.sqrt(1.0 / (4.0 * nu * tau_s)) / (tau_p * g.g_api)
+
+
+def check_spiking_config(cfg: Config) -> None:
+    """Backend-specific validation; raises :class:`ConfigError` naming the key and the allowed values."""
+    if cfg.model != "microcircuit":
+        raise ConfigError(f"model = {cfg.model!r} is not allowed for the spiking backend; allowed: microcircuit")
+    if cfg.network.activation not in SPIKING_ACTIVATIONS:
+        raise ConfigError(
+            f"network.activation = {cfg.network.activation!r} is not allowed for the spiking backend (rates must be "
+            f"≥ 0); allowed: {', '.join(SPIKING_ACTIVATIONS)}"
+        )
+    if cfg.network.output_linear:
+        raise ConfigError(
+            "network.output_linear = True is not allowed for the spiking backend (a linear output rate can be "
+            "negative); allowed: false"
+        )
+    if cfg.task.name in ("backprojection", "teacher") and cfg.task.input_low < 0:
+        raise ConfigError(
+            f"task.input_low = {cfg.task.input_low!r} is invalid for the spiking backend: input rates ν_max·x need "
+            "x ≥ 0"
+        )
+    sp = cfg.spiking
+    t_pres = sp.t_pres if sp.t_pres > 0 else None
+    if t_pres is not None and t_pres < sp.dt:
+        raise ConfigError(f"spiking.t_pres = {sp.t_pres!r} is invalid: must be ≥ spiking.dt = {sp.dt}")
+    if sp.nu_max * sp.dt / 1000.0 > 0.5:
+        raise ConfigError(
+            f"spiking.nu_max = {sp.nu_max!r} is invalid with spiking.dt = {sp.dt}: ν_max·dt must be ≤ 0.5 "
+            "(Bernoulli approximation of the Poisson process)"
+        )
+    if sp.tau_s < sp.dt:
+        raise ConfigError(f"spiking.tau_s = {sp.tau_s!r} is invalid: must be ≥ spiking.dt = {sp.dt}")
+    if sp.threads != 1:
+        raise ConfigError(
+            f"spiking.threads = {sp.threads!r} is not allowed; allowed: 1 (run seeds in parallel instead; "
+            "oversubscribed OpenMP is 10–100× slower)"
+        )
+
+
+def effective_parameters(cfg: Config) -> EffectiveParameters:
+    """The spiking run's dt, presentation time, filters, noise and learning rates (module docstring)."""
+    check_spiking_config(cfg)
+    sp, p, sim = cfg.spiking, cfg.plasticity, cfg.simulation
+    dt = sp.dt
+    nu_per_ms = sp.nu_max / 1000.0
+    if sp.t_pres > 0:
+        t_pres = _round_to(sp.t_pres, dt)
+    else:
+        t_pres = _round_to(max(cfg.task.t_pres, 2.0 * N_SPIKES / nu_per_ms, SETTLE * sp.tau_s), dt)
+    k = t_pres / cfg.task.t_pres
+    duration = _round_to(sim.duration * k, t_pres)
+    record_interval = _round_to(sim.record_interval * k, dt)
+    test_interval = _round_to(sim.test_interval * k, t_pres) if sim.test_interval > 0 else 0.0
+    tau_xi = sp.tau_xi if sp.tau_xi > 0 else TAU_XI_PER_TAU_S * sp.tau_s
+    tau_hp = sp.tau_hp if sp.tau_hp > 0 else max(t_pres / HP_PER_T_PRES, tau_xi)
+    sigma = sp.sigma if sp.sigma > 0 else derived_sigma(cfg, sp.nu_max, sp.tau_s)
+    n_w = len(cfg.network.layers) - 1
+    eta_fw = [e / k for e in layer_values(p.eta_fw, n_w)]
+    if not p.learn_forward:
+        eta_fw = [0.0] * n_w
+    elif p.freeze_hidden:
+        eta_fw = [0.0] * (n_w - 1) + eta_fw[-1:]
+    eta_ip = [e / k if p.learn_lateral else 0.0 for e in layer_values(p.eta_ip, n_w - 1)]
+    eta_pi = [e / k if p.learn_lateral else 0.0 for e in layer_values(p.eta_pi, n_w - 1)]
+    eta_bw = [e / k if (p.learn_feedback and p.feedback == "pal") else 0.0 for e in layer_values(p.eta_bw, n_w - 1)]
+    if p.feedback == "pal":
+        g_rate = noise_gain(p.tau_xi, cfg.simulation.tau_syn, p.tau_hp)
+        g_spk = noise_gain(tau_xi, sp.tau_s, tau_hp)
+        c = (p.sigma**2 * g_rate) / (sigma**2 * g_spk) if sigma > 0 else 0.0
+    else:
+        sigma, c = 0.0, 1.0
+    alpha = p.alpha / c if c > 0 else p.alpha
+    eta_bw = [e * c for e in eta_bw]
+    return EffectiveParameters(
+        dt=dt, t_pres=t_pres, time_scale=k, duration=duration, record_interval=record_interval,
+        test_interval=test_interval, nu_max=sp.nu_max, tau_s=sp.tau_s, tau_xi=tau_xi, tau_hp=tau_hp, sigma=sigma,
+        tau_lo=p.tau_lo * k, alpha=alpha, eta_fw=tuple(eta_fw), eta_ip=tuple(eta_ip), eta_pi=tuple(eta_pi),
+        eta_bw=tuple(eta_bw),
+    )
+
+
+def mean_field_config(cfg: Config) -> Config:
+    """The rate configuration that is the exact mean field of the spiking configuration ``cfg``.
+
+    simulation.dt = spiking dt, task.t_pres = effective t_pres, simulation.tau_syn = τ_s, simulation.scheme =
+    'instant', duration/record/test intervals scaled by k, PAL's τ_ξ, τ_HP, σ and τ_LO the effective values and the
+    learning rates the effective (rescaled) ones. Feeding the result to the rate backend simulates E[x] of the
+    spiking network (up to the one-dt latency per layer documented in :mod:`neurofa.spiking.equations`).
+    """
+    eff = effective_parameters(cfg)
+    p = cfg.plasticity
+    plasticity = dataclasses.replace(
+        p,
+        eta_fw=[e / eff.time_scale for e in layer_values(p.eta_fw, len(eff.eta_fw))],
+        eta_ip=[e / eff.time_scale for e in layer_values(p.eta_ip, len(eff.eta_ip))],
+        eta_pi=[e / eff.time_scale for e in layer_values(p.eta_pi, len(eff.eta_pi))],
+        eta_bw=list(eff.eta_bw) if p.feedback == "pal" else layer_values(p.eta_bw, len(eff.eta_bw)),
+        alpha=eff.alpha,
+        sigma=eff.sigma if p.feedback == "pal" else p.sigma,
+        tau_xi=eff.tau_xi, tau_hp=eff.tau_hp, tau_lo=eff.tau_lo,
+    )
+    simulation = dataclasses.replace(
+        cfg.simulation, dt=eff.dt, duration=eff.duration, record_interval=eff.record_interval,
+        test_interval=eff.test_interval, tau_syn=eff.tau_s, scheme="instant", prospective=True,
+    )
+    task = dataclasses.replace(cfg.task, t_pres=eff.t_pres)
+    spiking = dataclasses.replace(cfg.spiking, t_pres=eff.t_pres, tau_xi=eff.tau_xi, tau_hp=eff.tau_hp,
+                                  sigma=eff.sigma if eff.sigma > 0 else cfg.spiking.sigma)
+    return dataclasses.replace(cfg, plasticity=plasticity, simulation=simulation, task=task, spiking=spiking)

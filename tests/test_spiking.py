@@ -1,0 +1,125 @@
+"""Spiking backend (Brian2 cpp_standalone): Poisson rates, PAL vs FA alignment, seeding, validation.
+
+One standalone build of a small 4-8-4 network serves every simulation test (module-scoped fixture); FA runs the
+PAL program with η_bw = σ = 0, so both feedback rules and all seeds reuse it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neurofa.config import ConfigError, load_config
+from neurofa.spiking.params import (
+    check_spiking_config,
+    derived_sigma,
+    effective_parameters,
+    mean_field_config,
+    noise_gain,
+)
+
+brian2 = pytest.importorskip("brian2")
+
+
+def small_config(feedback: str, **overrides: object) -> object:
+    data = {
+        "name": "spiking_test",
+        "network": {"layers": [4, 8, 4]},
+        "task": {"name": "backprojection", "n_train": 20, "t_pres": 1.0},
+        "simulation": {"duration": 400.0, "record_interval": 100.0, "record_detail": True},
+        "plasticity": {"feedback": feedback, "eta_fw": [0.0], "eta_ip": [0.0], "eta_bw": [500.0]},
+        "spiking": {"device": "cpp_standalone", "report": False, "sigma": 6.0},
+    }
+    return load_config(data, overrides)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, object]:
+    from neurofa import spiking
+    from neurofa.spiking import device
+
+    before = device.stats()["builds"]
+    out = {
+        "pal": spiking.simulate(small_config("pal"), [0, 1], progress=False),
+        "pal_again": spiking.simulate(small_config("pal"), [0], progress=False),
+        "fa": spiking.simulate(small_config("fa"), [0, 1], progress=False),
+    }
+    out["builds"] = device.stats()["builds"] - before
+    return out
+
+
+def test_params_module_does_not_import_brian2() -> None:
+    code = "import sys, neurofa.spiking, neurofa.spiking.params; assert 'brian2' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_spiking_keys_fail_with_clear_message() -> None:
+    with pytest.raises(ConfigError, match="spiking.nu_maxx"):
+        load_config({"spiking": {"nu_maxx": 100.0}})
+    with pytest.raises(ConfigError, match="spiking.device"):
+        load_config({"spiking": {"device": "gpu"}})
+    with pytest.raises(ConfigError, match="network.activation.*allowed: logistic"):
+        check_spiking_config(load_config({"network": {"activation": "tanh"}}))
+    with pytest.raises(ConfigError, match="spiking.threads"):
+        check_spiking_config(load_config({"spiking": {"threads": 4}}))
+    with pytest.raises(ConfigError, match="spiking.nu_max"):
+        check_spiking_config(load_config({"spiking": {"nu_max": 6000.0}}))
+
+
+def test_effective_parameters_and_mean_field() -> None:
+    cfg = load_config({"plasticity": {"feedback": "pal"}})
+    eff = effective_parameters(cfg)
+    assert eff.t_pres == pytest.approx(50.0)  # 5 spikes at half rate of 200 Hz
+    assert eff.time_scale == pytest.approx(50.0)
+    assert eff.tau_xi == pytest.approx(2 * cfg.spiking.tau_s)
+    assert eff.tau_xi <= eff.tau_hp <= eff.t_pres / 4
+    assert 0.2 < noise_gain(eff.tau_xi, eff.tau_s, eff.tau_hp) < 0.5
+    assert eff.sigma == pytest.approx(derived_sigma(cfg, 200.0, 3.0))
+    mf = mean_field_config(cfg)
+    assert mf.simulation.dt == eff.dt and mf.task.t_pres == eff.t_pres and mf.simulation.tau_syn == eff.tau_s
+    assert mf.simulation.scheme == "instant"
+    assert mf.plasticity.sigma == pytest.approx(eff.sigma) and mf.plasticity.tau_hp == eff.tau_hp
+    # the mean-field configuration is a fixed point: its own effective parameters are unchanged
+    eff2 = effective_parameters(mf)
+    assert eff2.eta_bw == pytest.approx(eff.eta_bw) and eff2.alpha == pytest.approx(eff.alpha)
+    assert eff2.duration == eff.duration and eff2.time_scale == 1.0
+    fa = effective_parameters(load_config({"plasticity": {"feedback": "fa"}}))
+    assert fa.sigma == 0.0 and all(e == 0.0 for e in fa.eta_bw)
+
+
+def test_one_build_serves_all_runs(runs: dict[str, object]) -> None:
+    assert runs["builds"] <= 1  # 0 when an earlier test in this process built the same structure
+
+
+def test_spike_rates_follow_phi(runs: dict[str, object]) -> None:
+    """Spike count/(ν_max T) is a Poisson estimate of the window mean of φ(ŭ): z-scores are standard normal."""
+    ds = runs["pal"]
+    window = float(ds["time"][1] - ds["time"][0]) / 1000.0  # s
+    nu = 200.0
+    for kind in ("pyr", "int"):
+        rate, phi = ds[f"rate_{kind}"].values, ds[f"phi_{kind}"].values
+        ok = phi > 0.02
+        z = (rate - phi)[ok] / np.sqrt(phi[ok] / (nu * window))
+        assert np.all(np.abs(z) < 5.0)
+        assert 0.5 < np.mean(z**2) < 1.6
+        assert abs(np.mean(z)) < 4.0 / np.sqrt(z.size)
+
+
+def test_pal_aligns_backprojections_fa_does_not(runs: dict[str, object]) -> None:
+    pal, fa = runs["pal"], runs["fa"]
+    drop = pal["angle_B_WT_initial"].values - pal["angle_B_WT"].isel(time=-1).values
+    assert np.all(drop > 15.0), drop
+    fa_change = np.abs(fa["angle_B_WT"].isel(time=-1).values - fa["angle_B_WT_initial"].values)
+    assert np.all(fa_change < 1e-6)
+
+
+def test_same_seed_same_spikes_different_seed_different(runs: dict[str, object]) -> None:
+    a = runs["pal"].sel(seed=0)
+    b = runs["pal_again"].sel(seed=0)
+    np.testing.assert_array_equal(a["rate_pyr"].values, b["rate_pyr"].values)
+    np.testing.assert_array_equal(a["weights_B"].values, b["weights_B"].values)
+    other = runs["pal"].sel(seed=1)
+    assert not np.array_equal(a["rate_pyr"].values, other["rate_pyr"].values)
