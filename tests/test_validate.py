@@ -10,9 +10,11 @@ import xarray as xr
 from neurofa.config import load_config
 from neurofa.validate import (
     Report,
+    compare,
     convergence_level,
     dynamics_level,
     learning_level,
+    rate_errors,
     task_level,
 )
 from neurofa.validation_stats import agreement
@@ -67,9 +69,7 @@ def test_convergence_of_poisson_noise_has_slope_one_half():
     scales = [1.0, 4.0, 16.0, 64.0]
     errors = []
     for s in scales:
-        spk = poisson_version(rate, s, seed=int(s))
-        ref, tst = rate["rate_pyr"].values, spk["rate_pyr"].values
-        errors.append([agreement(ref[k], tst[k]).rel_rms for k in range(ref.shape[0])])
+        errors.append(rate_errors(rate, poisson_version(rate, s, seed=int(s))))
     res = convergence_level(scales, np.array(errors), CFG)
     assert res["convergence_passed"], res
     assert res["convergence_slope_ci"][0] < 0.5 < res["convergence_slope_ci"][1]
@@ -135,3 +135,38 @@ def test_bad_scales_are_rejected(bad):
 
     with pytest.raises(ConfigError, match="scales"):
         compare({}, seeds=1, scales=bad, levels=("dynamics",))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# both real backends on a tiny PAL network (one standalone build, reused for every scale and the perturbation)
+
+TINY = {
+    "name": "tiny_compare",
+    "network": {"layers": [4, 12, 4]},
+    "plasticity": {"feedback": "pal", "eta_fw": [0.0], "eta_ip": [0.0]},
+    "task": {"name": "backprojection", "n_train": 40},
+    "simulation": {"duration": 100.0, "record_interval": 10.0, "seeds": 2},
+    "validation": {"dynamics_duration": 100.0},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_report():
+    return compare(TINY, scales=[1, 4, 16], levels=("dynamics",), progress=False)
+
+
+def test_spiking_rates_match_their_mean_field_and_converge(tiny_report):
+    s = tiny_report.summary
+    assert s["dynamics_passed"], s
+    assert s["dynamics_rate_pyr_correlation"] > 0.95 and s["dynamics_v_bas_correlation"] > 0.95
+    errors = np.array(s["convergence_errors"])
+    assert np.all(errors[-1] < errors[0])  # 16x the rate: smaller error for every seed
+    # a tiny network gives a noisy fit: the quick check allows 0.5 ± 0.3 (the models/ check uses ± 0.15)
+    assert 0.2 < s["convergence_slope"] < 0.8, s["convergence_slope"]
+
+
+def test_a_wrong_apical_conductance_fails_the_dynamics_level():
+    report = compare(TINY, levels=("dynamics",), progress=False, perturb={"conductances.g_api": 0.3})
+    assert not report.passed
+    assert report.summary["dynamics_passed"] is False
+    assert report.summary["levels_checked"] == ["dynamics"]
