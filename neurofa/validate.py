@@ -246,8 +246,19 @@ def learning_config(cfg: Config) -> Config:
 
 
 def scaled_config(cfg: Config, scale: float) -> Config:
-    """The spiking configuration with ν_max multiplied by ``scale`` (the mean field does not change)."""
-    return _replace(cfg, spiking={"nu_max": cfg.spiking.nu_max * float(scale)})
+    """The spiking configuration with ν_max multiplied by ``scale`` and everything else of its mean field pinned.
+
+    The presentation time, PAL's τ_ξ, τ_HP and σ are derived from ν_max when left at 0
+    (:mod:`neurofa.spiking.params`); they are fixed here at their values for scale 1, so that every scale has the
+    same mean field and only the spike noise shrinks.
+    """
+    from neurofa.spiking.params import effective_parameters
+
+    eff = effective_parameters(cfg)
+    pinned = {"t_pres": eff.t_pres, "tau_xi": eff.tau_xi, "tau_hp": eff.tau_hp}
+    if eff.sigma > 0:
+        pinned["sigma"] = eff.sigma
+    return _replace(cfg, spiking={**pinned, "nu_max": cfg.spiking.nu_max * float(scale)})
 
 
 def _learns(cfg: Config) -> bool:
@@ -287,6 +298,17 @@ def compare(
         scales = [float(s) for s in scales]
         if len(scales) < 2 or any(s <= 0 for s in scales):
             raise ConfigError(f"--scales = {scales} is invalid: give at least two positive scales, e.g. 1,4,16")
+        from neurofa.spiking.params import effective_parameters
+
+        limit = 0.5 / (spiking_cfg.spiking.nu_max * spiking_cfg.spiking.dt / 1000.0)
+        if max(scales) > limit:
+            top = spiking_cfg.spiking.nu_max * max(scales)
+            raise ConfigError(
+                f"--scales = {scales} is invalid: ν_max × {max(scales):g} = {top:g} Hz exceeds 0.5/dt at "
+                f"spiking.dt = {spiking_cfg.spiking.dt} ms; the largest allowed scale is {limit:g}"
+            )
+        for sc in scales:
+            effective_parameters(scaled_config(dynamics_config(spiking_cfg), sc))
     from neurofa.spiking.params import mean_field_config
 
     summary: dict[str, Any] = {"seeds": seed_list}
