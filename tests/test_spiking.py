@@ -123,3 +123,18 @@ def test_same_seed_same_spikes_different_seed_different(runs: dict[str, object])
     np.testing.assert_array_equal(a["weights_B"].values, b["weights_B"].values)
     other = runs["pal"].sel(seed=1)
     assert not np.array_equal(a["rate_pyr"].values, other["rate_pyr"].values)
+
+
+def test_model_files_are_valid_spiking_configurations() -> None:
+    """Every shipped spiking model loads, passes the backend checks and keeps rates ≤ 500 Hz (SCIENCE.md §3)."""
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[1] / "models").glob("spiking_*.yaml"))
+    assert files
+    for path in files:
+        cfg = load_config(path)
+        eff = effective_parameters(cfg)
+        assert eff.nu_max <= 500.0, path.name
+        assert eff.t_pres >= 10 * eff.tau_s - 1e-9, path.name  # traces settle within a presentation
+        mf = mean_field_config(cfg)
+        assert mf.simulation.tau_syn == eff.tau_s and mf.task.t_pres == eff.t_pres

@@ -14,8 +14,9 @@ values are ``angle_*_initial``):
 - ``test_accuracy``: argmax of the output's basal prediction v̂_N (a weighted sum of the hidden layer's spike
   traces) averaged over the settled half of each test presentation (no nudging, no plasticity);
   ``test_accuracy_spikes`` the argmax of the output spike counts in the same halves (a few spikes per cell, so
-  noisier); ``test_loss`` from v̂_N of the same halves; ``test_accuracy_steady_state`` the rate backend's read-out
-  (steady state of the learned weights) for comparison;
+  noisier); ``test_loss`` from v̂_N of the same halves (includes the read-out's spike noise);
+  ``test_accuracy_steady_state`` / ``test_loss_steady_state`` the rate backend's read-out (steady state of the
+  learned weights, no spike noise) for comparison;
 - with ``record_detail``: ``rate_pyr``/``rate_int`` = spike count/(ν_max · window), ``phi_pyr``/``phi_int`` the window
   means of the instantaneous Poisson rate φ(ŭ) (so rate − φ is pure spike-count noise), ``v_bas``/``v_api`` window
   means, ``weights_W``/``weights_B`` snapshots.
@@ -124,6 +125,8 @@ def seed_dataset(cfg: Config, eff: EffectiveParameters, structure: Any, data: Ta
                 res["test_accuracy_steady_state"] = np.asarray(np.mean(np.argmax(ss, -1) == data.labels_test))
             if data.y_test is not None:
                 res["test_loss"] = np.asarray(np.mean(0.5 * np.sum((vt - data.y_test) ** 2, axis=-1)))
+                ss = steady_state(cfg, [w[-1] for w in Ws], data.x_test)[-1]
+                res["test_loss_steady_state"] = np.asarray(np.mean(0.5 * np.sum((ss - data.y_test) ** 2, axis=-1)))
     else:
         res["loss"] = api.mean(axis=-1)
     if s.detail:
@@ -152,6 +155,7 @@ _DIMS = {
     "apical_mismatch": ("time", "layer"), "loss": ("time",),
     "angle_B_WT_initial": ("layer",), "angle_B_RHS_initial": ("layer",), "norm_ratio_B_W_initial": ("layer",),
     "test_accuracy": (), "test_accuracy_spikes": (), "test_accuracy_steady_state": (), "test_loss": (),
+    "test_loss_steady_state": (),
     "rate_pyr": ("time", "pyr"), "rate_int": ("time", "int"), "phi_pyr": ("time", "pyr"),
     "phi_int": ("time", "int"), "v_bas": ("time", "pyr"), "v_api": ("time", "hid"),
     "weights_W": ("time", "w_index"), "weights_B": ("time", "b_index"),
