@@ -233,11 +233,16 @@ def dynamics_config(cfg: Config) -> Config:
     backends; the dynamics level therefore runs the ``fa`` circuit (same weights, no noise).
     """
     feedback = "fa" if cfg.plasticity.feedback == "pal" else cfg.plasticity.feedback
+    duration = cfg.validation.dynamics_duration
+    t_pres = cfg.task.t_pres
+    # at least ~10 windows: the first (settling from the initial state) is dropped from the time averages
+    windows = max(1, round(duration / 10.0 / t_pres)) * t_pres
+    record = min(cfg.simulation.record_interval, windows)
     return _replace(
         cfg,
         plasticity={"learn_forward": False, "learn_lateral": False, "learn_feedback": False, "sigma": 0.0,
                     "feedback": feedback},
-        simulation={"record_detail": True, "duration": cfg.validation.dynamics_duration},
+        simulation={"record_detail": True, "duration": duration, "record_interval": record, "test_interval": 0.0},
     )
 
 
