@@ -16,13 +16,7 @@ __all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", 
 
 
 def pyplot() -> Any:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
-        try:
-            matplotlib.use("Agg")
-        except Exception:  # a user's interactive backend already in use: keep it
-            pass
+    """``matplotlib.pyplot``, imported on first use (matplotlib falls back to Agg where there is no display)."""
     import matplotlib.pyplot as plt
 
     return plt

@@ -8,10 +8,10 @@ import json
 import os
 import shutil
 import subprocess
-import textwrap
 
 import numpy as np
 import pytest
+from conftest import TINY_MLP_YAML
 
 from neurofa.cli import main
 from neurofa.results import Result
@@ -52,14 +52,7 @@ def slurm():
 
 def test_sweep_runs_its_points_as_slurm_jobs(slurm, tmp_path, capsys):
     cfg = tmp_path / "mlp.yaml"
-    cfg.write_text(textwrap.dedent("""\
-        name: tiny-mlp
-        model: mlp
-        network: {layers: [4, 8, 3], activation: tanh, output_linear: true}
-        plasticity: {feedback: fa}
-        task: {name: teacher, n_train: 64, n_test: 32}
-        training: {epochs: 8, batch_size: 16, lr: 0.05}
-        """))
+    cfg.write_text(TINY_MLP_YAML)
     options = tmp_path / "slurm.yaml"
     options.write_text("walltime: '00:10:00'\nmemory: 1GB\nstart_timeout: 120\n")
     out = tmp_path / "sweep"

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import TINY_MLP_YAML
 
 from neurofa.cli import main
 from neurofa.config import ConfigError
@@ -316,14 +317,7 @@ def test_killed_sweep_resumes_without_recomputing_finished_points(tmp_path, sche
 def test_cli_sweep_of_the_discrete_time_network(tmp_path, capsys):
     pytest.importorskip("neurofa.rate.layered")
     cfg = tmp_path / "mlp.yaml"
-    cfg.write_text(textwrap.dedent("""\
-        name: tiny-mlp
-        model: mlp
-        network: {layers: [4, 8, 3], activation: tanh, output_linear: true}
-        plasticity: {feedback: fa}
-        task: {name: teacher, n_train: 64, n_test: 32}
-        training: {epochs: 8, batch_size: 16, lr: 0.05}
-        """))
+    cfg.write_text(TINY_MLP_YAML)
     out = tmp_path / "sweep"
     args = ["sweep", str(cfg), "--grid", "training.lr=0.01,0.2", "--seeds", "2", "--workers", "2",
             "--out", str(out), "--quiet"]
