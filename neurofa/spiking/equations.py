@@ -175,21 +175,27 @@ phi_hat = {phi_hat} : 1 (constant over dt)
 """
 
 
+def _urbanczik_senn(summed: str, cell: str, other: str, low_pass: bool) -> tuple[str, str]:
+    """Model and spike code of Ẇ = η λ [S_cell/ν_max − φ(v̂_cell)] x_other, where ``cell`` ('post' or 'pre') is the
+    side whose spikes and dendritic prediction drive the rule and ``other`` the side whose trace is the factor."""
+    head = "eta : Hz (shared, constant)\n" + summed
+    if low_pass:
+        model = head + f"""tau_lo : second (shared, constant)
+dw/dt = delta : 1 (clock-driven)
+ddelta/dt = (-delta - eta*learn_{cell}*phi_hat_{cell}*x_{other})/tau_lo : Hz (clock-driven)
+"""
+        return model, f"delta += eta*learn_{cell}*x_{other}/(nu_max_{cell}*tau_lo)"
+    model = head + f"dw/dt = -eta*learn_{cell}*phi_hat_{cell}*x_{other} : 1 (clock-driven)\n"
+    return model, f"w += eta*learn_{cell}*x_{other}/nu_max_{cell}"
+
+
 def forward_synapse(target: str, plastic: bool, low_pass: bool) -> tuple[str, str | None]:
     """Model and ``on_post`` code of a forward (W) or pyramidal-to-interneuron (W^{IP}) projection writing
     ``target`` (v_bas or v_den); Urbanczik–Senn plasticity with the spike-based postsynaptic estimator."""
     summed = f"{target}_post = w*x_pre : 1 (summed)\n"
     if not plastic:
         return "w : 1\n" + summed, None
-    head = "eta : Hz (shared, constant)\n" + summed
-    if low_pass:
-        model = head + """tau_lo : second (shared, constant)
-dw/dt = delta : 1 (clock-driven)
-ddelta/dt = (-delta - eta*learn_post*phi_hat_post*x_pre)/tau_lo : Hz (clock-driven)
-"""
-        return model, "delta += eta*learn_post*x_pre/(nu_max_post*tau_lo)"
-    model = head + "dw/dt = -eta*learn_post*phi_hat_post*x_pre : 1 (clock-driven)\n"
-    return model, "w += eta*learn_post*x_pre/nu_max_post"
+    return _urbanczik_senn(summed, "post", "pre", low_pass)
 
 
 def apical_inhibition_synapse(plastic: bool) -> str:
@@ -209,16 +215,8 @@ def backprojection_synapse(mode: str, plastic: bool, low_pass: bool) -> tuple[st
     summed = "v_api_B_post = w*x_pre : 1 (summed)\n"
     if not plastic:
         return "w : 1\n" + summed, None
-    if mode == "bp":
-        head = "eta : Hz (shared, constant)\n" + summed
-        if low_pass:
-            model = head + """tau_lo : second (shared, constant)
-dw/dt = delta : 1 (clock-driven)
-ddelta/dt = (-delta - eta*learn_pre*phi_hat_pre*x_post)/tau_lo : Hz (clock-driven)
-"""
-            return model, "delta += eta*learn_pre*x_post/(nu_max_pre*tau_lo)"
-        return head + "dw/dt = -eta*learn_pre*phi_hat_pre*x_post : 1 (clock-driven)\n", \
-            "w += eta*learn_pre*x_post/nu_max_pre"
+    if mode == "bp":  # B_ij receives what W_{ℓ+1, ji} receives: the rule with pre and post swapped
+        return _urbanczik_senn(summed, "pre", "post", low_pass)
     model = ("eta : Hz (shared, constant)\nalpha : 1 (shared, constant)\n" + summed
              + "dw/dt = eta*learn_post*(noise_post*xhp_pre - alpha*w) : 1 (clock-driven)\n")
     return model, None
