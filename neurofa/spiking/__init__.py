@@ -46,7 +46,10 @@ def simulate(cfg: Any, seeds: list[int], progress: bool = True) -> Any:
     wall = 0.0
     builds0 = device.stats()["builds"]
     start = time.perf_counter()
-    for index, seed in enumerate(seeds):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(seeds, desc=f"{cfg.name} spiking", unit="seed", disable=not progress, leave=False)
+    for index, seed in enumerate(bar):
         data = circuit_task(cfg, seed)
         s = device.plan_structure(cfg, eff, data)
         if structure is not None and s != structure:  # seeds of one config share a structure
