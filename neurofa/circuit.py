@@ -33,6 +33,7 @@ __all__ = [
     "STREAM_TEACHER",
     "stream",
     "InitialWeights",
+    "uniform_weights",
     "initial_weights",
     "self_predicting_W_IP",
     "interneuron_scale",
@@ -60,7 +61,10 @@ class InitialWeights:
     W_IP: list[np.ndarray]
 
 
-def _uniform(rng: np.random.Generator, shape: tuple[int, ...], scale: float, bounds: list[float]) -> np.ndarray:
+def uniform_weights(
+    rng: np.random.Generator, shape: tuple[int, ...], scale: float, bounds: list[float]
+) -> np.ndarray:
+    """Weights U[bounds[0], bounds[1]] when an interval is given, else U[−scale, scale]."""
     low, high = (bounds[0], bounds[1]) if bounds else (-scale, scale)
     return rng.uniform(low, high, size=shape)
 
@@ -94,9 +98,9 @@ def initial_weights(cfg: Config, seeds: list[int]) -> InitialWeights:
     per_seed: list[tuple[list[np.ndarray], ...]] = []
     for seed in seeds:
         rng = stream(seed, STREAM_WEIGHTS)
-        W = [_uniform(rng, (sizes[i], sizes[i - 1]), net.init_forward, net.init_forward_range)
+        W = [uniform_weights(rng, (sizes[i], sizes[i - 1]), net.init_forward, net.init_forward_range)
              for i in range(1, len(sizes))]
-        B = [_uniform(rng, (sizes[i], sizes[i + 1]), net.init_feedback, net.init_feedback_range)
+        B = [uniform_weights(rng, (sizes[i], sizes[i + 1]), net.init_feedback, net.init_feedback_range)
              for i in range(1, len(sizes) - 1)]
         if cfg.plasticity.feedback == "bp":
             B = [W[i].T.copy() for i in range(1, len(W))]
@@ -104,8 +108,8 @@ def initial_weights(cfg: Config, seeds: list[int]) -> InitialWeights:
             B_PI = [-b for b in B]
             W_IP = [interneuron_scale(cfg, ell) * W[ell] for ell in range(1, len(W))]
         else:
-            B_PI = [_uniform(rng, b.shape, net.init_feedback, []) for b in B]
-            W_IP = [_uniform(rng, W[ell].shape, net.init_forward, []) for ell in range(1, len(W))]
+            B_PI = [uniform_weights(rng, b.shape, net.init_feedback, []) for b in B]
+            W_IP = [uniform_weights(rng, W[ell].shape, net.init_forward, []) for ell in range(1, len(W))]
         per_seed.append((W, B, B_PI, W_IP))
     stack = [[np.stack([p[k][i] for p in per_seed]) for i in range(len(per_seed[0][k]))] for k in range(4)]
     return InitialWeights(*stack)

@@ -22,6 +22,7 @@ Clusters: ``local`` starts a :class:`dask.distributed.LocalCluster` of worker pr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -303,10 +304,8 @@ class Brian2Preload(WorkerPlugin):
 
 
 def _print_dashboard(client: Any) -> None:
-    try:
+    with contextlib.suppress(KeyError, AttributeError):  # a scheduler without a dashboard (bokeh not installed)
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    except (KeyError, AttributeError):  # a scheduler without a dashboard (bokeh not installed)
-        pass
 
 
 def _check_options(options: dict[str, Any]) -> dict[str, Any]:

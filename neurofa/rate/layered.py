@@ -360,11 +360,6 @@ def train_step(
 # configuration → network, data, simulation
 
 
-def _uniform(rng: np.random.Generator, shape: tuple[int, int], scale: float, bounds: Sequence[float]) -> Array:
-    low, high = (bounds[0], bounds[1]) if bounds else (-scale, scale)
-    return rng.uniform(low, high, size=shape)
-
-
 def initial_net(cfg: Any, seeds: Sequence[int]) -> LayeredNet:
     """Weights of every seed from its weight stream (:func:`neurofa.circuit.stream`, k = 0).
 
@@ -372,7 +367,7 @@ def initial_net(cfg: Any, seeds: Sequence[int]) -> LayeredNet:
     D_1 … D_{L−1} (U[±init_feedback] or ``init_feedback_range``), so W and B equal the microcircuit's for the same
     seed. B is drawn for every rule; bp, sign and dfa ignore it.
     """
-    from neurofa.circuit import STREAM_WEIGHTS, stream
+    from neurofa.circuit import STREAM_WEIGHTS, stream, uniform_weights
 
     sizes = list(cfg.network.layers)
     net_cfg = cfg.network
@@ -380,11 +375,11 @@ def initial_net(cfg: Any, seeds: Sequence[int]) -> LayeredNet:
     Ws, Bs, Ds = [], [], []
     for seed in seeds:
         rng = stream(seed, STREAM_WEIGHTS)
-        Ws.append([_uniform(rng, (sizes[i], sizes[i - 1]), net_cfg.init_forward, net_cfg.init_forward_range)
+        Ws.append([uniform_weights(rng, (sizes[i], sizes[i - 1]), net_cfg.init_forward, net_cfg.init_forward_range)
                    for i in range(1, n)])
-        Bs.append([_uniform(rng, (sizes[i], sizes[i + 1]), net_cfg.init_feedback, net_cfg.init_feedback_range)
+        Bs.append([uniform_weights(rng, (sizes[i], sizes[i + 1]), net_cfg.init_feedback, net_cfg.init_feedback_range)
                    for i in range(1, n - 1)])
-        Ds.append([_uniform(rng, (sizes[i], sizes[-1]), net_cfg.init_feedback, net_cfg.init_feedback_range)
+        Ds.append([uniform_weights(rng, (sizes[i], sizes[-1]), net_cfg.init_feedback, net_cfg.init_feedback_range)
                    for i in range(1, n - 1)])
 
     def stack(per_seed: list[list[Array]]) -> list[Array]:
