@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurofa.activations import activation
-from neurofa.config import Config, layer_values
+from neurofa.config import Config, Plasticity, layer_values
 from neurofa.tasks import TaskData, load_task
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "steady_state",
     "teacher_weights",
     "circuit_task",
+    "learning_rate_factor",
 ]
 
 STREAM_WEIGHTS, STREAM_ORDER, STREAM_NOISE, STREAM_TEACHER = 0, 1, 2, 3
@@ -187,6 +188,21 @@ def circuit_task(cfg: Config, seed: int) -> TaskData:
         if data.x_test is not None:
             data.y_test = steady_state(teacher_cfg, tw, data.x_test)[-1]
     return data
+
+
+def learning_rate_factor(t_ms: float, plasticity: Plasticity) -> float:
+    r"""Annealing factor of every plastic learning rate at simulated time ``t_ms`` (ms):
+
+    .. math:: f(t) = \frac{1}{1 + t / T_\eta}, \qquad T_\eta = \texttt{plasticity.eta\_decay}
+
+    and f = 1 when ``eta_decay`` = 0 (off). f multiplies η_fw, η_IP, η_PI and PAL's η_bw — the whole right-hand
+    side of every plasticity equation, including PAL's decay −η_bw α B — so annealing slows plasticity down in
+    time without moving its fixed points (PAL's B still settles at the same σ²/α scale; only its averaging time
+    1/(η_bw α f) grows). The 1/t tail is the Robbins–Monro schedule that lets per-sample online SGD converge
+    instead of fluctuating at a noise floor set by η.
+    """
+    tau = plasticity.eta_decay
+    return 1.0 if tau <= 0.0 else 1.0 / (1.0 + float(t_ms) / tau)
 
 
 def eta_per_layer(cfg: Config) -> dict[str, list[float]]:

@@ -108,7 +108,9 @@ class Plasticity:
 
     Microcircuit: ``feedback`` in bp, fa, pal; rates ``eta_fw`` (per layer or one value, 1/ms), ``eta_ip``,
     ``eta_pi``, ``eta_bw``; PAL noise ``sigma``, ``tau_xi``, ``tau_hp`` (ms) and decay ``alpha``; forward
-    increments low-passed with ``tau_lo`` (ms, 0 = off).
+    increments low-passed with ``tau_lo`` (ms, 0 = off). Annealing: ``eta_decay`` (ms, 0 = off) multiplies every
+    plastic rate (eta_fw, eta_ip, eta_pi and PAL's eta_bw, hence also its decay eta_bw·alpha) by
+    f(t) = 1 / (1 + t / eta_decay) (:func:`neurofa.circuit.learning_rate_factor`).
     """
 
     feedback: Literal["bp", "fa", "dfa", "sign", "kp", "mirror", "pal"] = "pal"
@@ -125,6 +127,7 @@ class Plasticity:
     tau_xi: float = positive(0.1)
     tau_hp: float = positive(0.1)
     tau_lo: float = nonnegative(100.0)
+    eta_decay: float = nonnegative(0.0, "learning-rate annealing time constant in ms, f = 1/(1 + t/eta_decay); 0 = off")
 
 
 @dataclass
@@ -390,6 +393,11 @@ def validate_dataclass(cfg: Config, source: str | None = None) -> Config:
             )
         if sim.record_interval < sim.dt:
             raise ConfigError(f"{w}simulation.record_interval = {sim.record_interval!r} is invalid: must be ≥ dt")
+        if sim.record_interval > sim.duration:
+            raise ConfigError(
+                f"{w}simulation.record_interval = {sim.record_interval!r} is invalid: must not exceed "
+                f"simulation.duration = {sim.duration!r} (nothing would be recorded)"
+            )
     if cfg.task.name == "teacher" and cfg.task.teacher_layers:
         t = cfg.task.teacher_layers
         if t[0] != layers[0] or t[-1] != layers[-1]:

@@ -61,6 +61,7 @@ def test_bad_choice_lists_allowed_values():
         ({"task": {"name": "yinyang"}}, "network.layers"),
         ({"simulation": {"prospective": "yes"}}, "simulation.prospective"),
         ({"network": "big"}, "network"),
+        ({"simulation": {"duration": 100.0, "record_interval": 200.0}}, "simulation.record_interval"),
     ],
 )
 def test_bad_values_name_the_key(data, key):

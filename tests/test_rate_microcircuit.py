@@ -7,10 +7,10 @@ import pytest
 
 import neurofa as nf
 from neurofa.activations import activation
-from neurofa.circuit import initial_weights, steady_state
+from neurofa.circuit import initial_weights, learning_rate_factor, steady_state
 from neurofa.config import ConfigError, load_config
 from neurofa.metrics import matrix_angle
-from neurofa.rate.mc_dynamics import Layout, Microcircuit
+from neurofa.rate.mc_dynamics import Layout, Microcircuit, NoiseSource
 from neurofa.rate.microcircuit import simulate
 
 
@@ -174,6 +174,70 @@ def test_runner_dataset_follows_the_backend_contract():
     assert np.all(np.isfinite(ds["weights_W"].values))
 
 
+def test_learning_rate_factor_is_the_harmonic_schedule():
+    """f(t) = 1/(1 + t/T): 1 at the start, ½ at t = T, ¼ at 3T, decreasing, ∝ T/t late; 1 everywhere when off."""
+    p = load_config({"plasticity": {"eta_decay": 500.0}}).plasticity
+    f = np.array([learning_rate_factor(t, p) for t in (0.0, 500.0, 1500.0, 5e5)])
+    np.testing.assert_allclose(f[:3], [1.0, 0.5, 0.25])
+    assert f[3] == pytest.approx(500.0 / 5e5, rel=1e-2)
+    assert np.all(np.diff(f) < 0)
+    off = load_config({}).plasticity
+    assert off.eta_decay == 0.0 and learning_rate_factor(1e6, off) == 1.0
+
+
+def _pal_learning(scale: float, factor: float) -> Microcircuit:
+    """A 3-5-2 PAL microcircuit with every rate × ``scale``, run 400 steps with the annealing factor ``factor``."""
+    cfg = load_config({
+        "network": {"layers": [3, 5, 2], "self_predicting": False},
+        "plasticity": {"feedback": "pal", "eta_fw": [2.0 * scale, 0.5 * scale], "eta_ip": [0.3 * scale],
+                       "eta_pi": [1.0 * scale], "eta_bw": [50.0 * scale], "alpha": 0.05, "sigma": 0.1,
+                       "tau_lo": 0.0},
+        "task": {"name": "teacher"},
+        "simulation": {"dt": 0.05, "scheme": "instant"},
+    })
+    net = Microcircuit(cfg, initial_weights(cfg, [0, 1]))
+    net.set_learning_rate_factor(factor)
+    noise = NoiseSource(net, [0, 1])
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        net.present(rng.uniform(0, 1, (2, 3)), rng.uniform(-1, 1, (2, 2)))
+        for _ in range(20):
+            net.step(noise.next())
+    return net
+
+
+def test_annealing_factor_scales_every_plastic_rate_including_pal_decay():
+    """Factor f on the rates of the configuration ≡ a configuration with all rates (η_fw, η_IP, η_PI, η_bw, and so
+    PAL's decay η_bw α) multiplied by f: the same trajectory of every weight."""
+    annealed, scaled, plain = _pal_learning(1.0, 0.3), _pal_learning(0.3, 1.0), _pal_learning(1.0, 1.0)
+    for name in ("W", "W_IP", "B", "B_PI"):
+        for a, b, c in zip(getattr(annealed, name), getattr(scaled, name), getattr(plain, name)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+            assert np.max(np.abs(a - c)) > 1e-4  # the factor matters for every weight type
+
+
+def test_annealing_damps_the_late_weight_fluctuations_of_online_learning():
+    """Per-sample online learning at a constant rate keeps fluctuating around its solution (a noise floor ∝ η);
+    with f(t) = 1/(1 + t/T) the late weight increments shrink roughly like f (Robbins–Monro)."""
+
+    def late_steps(eta_decay: float) -> np.ndarray:
+        cfg = load_config({
+            "network": {"layers": [4, 6, 2]},
+            "plasticity": {"feedback": "bp", "eta_fw": [4.0, 1.0], "eta_ip": [3.0], "tau_lo": 0.0,
+                           "eta_decay": eta_decay},
+            "task": {"name": "teacher", "n_train": 50, "t_pres": 1.0},
+            "simulation": {"duration": 400.0, "dt": 0.1, "record_interval": 20.0, "record_detail": True,
+                           "scheme": "instant"},
+        })
+        w = simulate(cfg, [0, 1])["weights_W"].values
+        return np.sqrt(np.mean(np.diff(w[:, -6:], axis=1) ** 2, axis=(1, 2)))  # RMS change per 20 ms, per seed
+
+    constant, annealed = late_steps(0.0), late_steps(40.0)
+    f_end = learning_rate_factor(400.0, load_config({"plasticity": {"eta_decay": 40.0}}).plasticity)
+    assert np.all(constant > 0)
+    assert np.all(annealed < 3.0 * f_end * constant), (annealed / constant, f_end)
+
+
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
@@ -183,6 +247,7 @@ def test_runner_dataset_follows_the_backend_contract():
         ({"plasticity.feedback": "kp"}, "plasticity.feedback"),
         ({"task.name": "yinyang", "network.layers": [5, 20, 3]}, "network.layers"),
         ({"plasticity.eta_bw": [1.0, 2.0, 3.0]}, "plasticity.eta_bw"),
+        ({"plasticity.eta_decay": -1.0}, "plasticity.eta_decay"),
     ],
 )
 def test_bad_configurations_fail_naming_the_key(overrides, key):

@@ -46,6 +46,7 @@ def runs() -> dict[str, object]:
         "pal": spiking.simulate(small_config("pal"), [0, 1], progress=False),
         "pal_again": spiking.simulate(small_config("pal"), [0], progress=False),
         "fa": spiking.simulate(small_config("fa"), [0, 1], progress=False),
+        "pal_annealed": spiking.simulate(small_config("pal", **{"plasticity.eta_decay": 20.0}), [0], progress=False),
     }
     out["builds"] = device.stats()["builds"] - before
     return out
@@ -86,6 +87,9 @@ def test_effective_parameters_and_mean_field() -> None:
     eff2 = effective_parameters(mf)
     assert eff2.eta_bw == pytest.approx(eff.eta_bw) and eff2.alpha == pytest.approx(eff.alpha)
     assert eff2.duration == eff.duration and eff2.time_scale == 1.0
+    annealed = load_config({"plasticity": {"feedback": "pal", "eta_decay": 20.0}})
+    assert effective_parameters(annealed).eta_decay == pytest.approx(20.0 * eff.time_scale)
+    assert mean_field_config(annealed).plasticity.eta_decay == pytest.approx(20.0 * eff.time_scale)
     fa = effective_parameters(load_config({"plasticity": {"feedback": "fa"}}))
     assert fa.sigma == 0.0 and all(e == 0.0 for e in fa.eta_bw)
 
@@ -114,6 +118,19 @@ def test_pal_aligns_backprojections_fa_does_not(runs: dict[str, object]) -> None
     assert np.all(drop > 15.0), drop
     fa_change = np.abs(fa["angle_B_WT"].isel(time=-1).values - fa["angle_B_WT_initial"].values)
     assert np.all(fa_change < 1e-6)
+
+
+def test_annealing_slows_late_plasticity(runs: dict[str, object]) -> None:
+    """plasticity.eta_decay = T multiplies every learning rate by f(t) = 1/(1 + t/T) (here f ≤ 1/11 in the second
+    half of the run), so B moves about f times as far there as with constant rates, drift and noise alike."""
+    def late_change(ds: object) -> float:
+        b = ds["weights_B"].sel(seed=0)
+        half = b.sizes["time"] // 2
+        return float(np.abs(b.isel(time=-1) - b.isel(time=half - 1)).sum())
+
+    ratio = late_change(runs["pal_annealed"]) / late_change(runs["pal"])
+    assert ratio < 0.3, ratio
+    assert late_change(runs["pal_annealed"]) > 0.0
 
 
 def test_same_seed_same_spikes_different_seed_different(runs: dict[str, object]) -> None:

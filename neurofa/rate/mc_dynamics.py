@@ -8,7 +8,8 @@ step of size dt per call of :meth:`Microcircuit.step`. The equations (voltages d
   τ_N [g_bas v_bas + g_ntgt u_tgt] (output, with target; g_bas v_bas/(g_l + g_bas) without), and
   τ_I [g_den v_den + g_nI ŭ^P_{ℓ+1}] (interneurons, nudged one-to-one by the next layer's pyramidal cells);
 - rates r = φ(ŭ) with the prospective voltage ŭ = u + τ u̇ (Haider2021), or φ(u) with ``prospective=False``;
-- plasticity, all at once (no phases), increments per step = dt × rate:
+- plasticity, all at once (no phases), increments per step = dt × rate × f(t), with f the annealing factor of
+  :func:`neurofa.circuit.learning_rate_factor` (1 without ``plasticity.eta_decay``):
   Ẇ_ℓ = η_ℓ [φ(ŭ_ℓ) − φ(v̂_bas,ℓ)] r_{ℓ−1}ᵀ (Urbanczik2014; optionally low-passed with τ_LO, Max2024),
   Ẇ^{IP}_ℓ = η_IP [φ(ŭ^I_ℓ) − φ(v̂_den,ℓ)] r_ℓᵀ, Ḃ^{PI}_ℓ = −η_PI v_api,ℓ r^I_ℓᵀ, and the backprojections B_ℓ by
   mode: ``bp`` B_ℓ = W_{ℓ+1}ᵀ and B^{PI}_ℓ = −B_ℓ every step; ``fa`` fixed; ``pal`` Ḃ_ℓ = η_bw [ξ_ℓ r^HP_{ℓ+1}ᵀ − α B_ℓ]
@@ -221,6 +222,10 @@ class Microcircuit:
             d[:, : sizes[ell + 1]] = 1.0 - eta_bw[ell - 1] * p.alpha * dt
             decay.append(d.ravel())
         self._decay_G = np.concatenate(decay) if self.learn_B and p.alpha > 0 else None
+        # unannealed copies: set_learning_rate_factor(f) rescales the working rates from these
+        self._lr_base = (lr_f.copy(), lr_pi.copy(), lr_bw.copy())
+        self._decay_rate = None if self._decay_G is None else 1.0 - self._decay_G  # η_bw α dt on B entries, 0 else
+        self.lr_factor = 1.0
         self.tau_lo = p.tau_lo
         self.k_lo = dt / p.tau_lo if p.tau_lo > 0 else 0.0
         self.W_lo = [np.zeros_like(w) for w in self.W] if (self.k_lo and self.learn_W) else None
@@ -257,6 +262,25 @@ class Microcircuit:
         if self.mode == "bp":
             self.enforce_bp()
         self.reset_state()
+
+    def set_learning_rate_factor(self, f: float) -> None:
+        """Multiply every plastic rate (η_fw, η_IP, η_PI, η_bw and PAL's decay η_bw α) by ``f`` from now on.
+
+        The factor is the annealing schedule :func:`neurofa.circuit.learning_rate_factor`, one scalar for the
+        whole batch; it applies to the unannealed rates of the configuration, so calls do not compound.
+        """
+        f = float(f)
+        if f == self.lr_factor:
+            return
+        self.lr_factor = f
+        base_f, base_pi, base_bw = self._lr_base
+        np.multiply(base_f, f, out=self.lr_f)
+        if self.learn_G:
+            np.multiply(base_pi, f, out=self.lr_pi)
+            np.multiply(base_bw, f, out=self.lr_bw)
+        if self._decay_G is not None:
+            np.multiply(self._decay_rate, -f, out=self._decay_G)
+            self._decay_G += 1.0
 
     # ------------------------------------------------------------------------------------------------------------
     def _build_views(self) -> None:

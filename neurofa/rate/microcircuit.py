@@ -49,7 +49,7 @@ import numpy as np
 import xarray as xr
 
 from neurofa.activations import activation
-from neurofa.circuit import circuit_task, initial_weights, presentation_order, steady_state
+from neurofa.circuit import circuit_task, initial_weights, learning_rate_factor, presentation_order, steady_state
 from neurofa.config import Config
 from neurofa.metrics import alignment_angle, matrix_angle, mse_loss
 from neurofa.rate.mc_dynamics import Microcircuit, NoiseSource
@@ -265,7 +265,10 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = False, noise_refine
     j = 0
     p = -1
     detail = sim.record_detail
+    anneal = cfg.plasticity.eta_decay > 0
     for k in range(n_steps):
+        if anneal:
+            net.set_learning_rate_factor(learning_rate_factor(k * dt, cfg.plasticity))
         if k % per_pres == 0:
             p += 1
             x, y = data.sample(p)

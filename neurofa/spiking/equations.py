@@ -15,8 +15,9 @@ filter. Dendritic potentials are weighted sums of traces, one ``(summed)`` targe
 - interneuron ℓ: v_den = Σ W^{IP} x_ℓ, u_eff = [g_den v_den + g_nI ŭ^P_{ℓ+1}] / (g_l + g_den + g_nI), with ŭ^P_{ℓ+1}
   a linked variable (one-to-one nudging without synapses).
 
-Plasticity is always on (clock-driven, ``method='euler'``), gated only by the learning gate λ(t) (0 during test
-presentations):
+Plasticity is always on (clock-driven, ``method='euler'``), gated only by λ(t) = gate(t) f(t): the learning gate
+(0 during test presentations) times the annealing factor f(t) = 1/(1 + t/T_η) of
+:func:`neurofa.circuit.learning_rate_factor` (``anneal_rate`` = 1/T_η, 0 = off):
 
 - forward and W^{IP} (Urbanczik2014): Ẇ = η λ [S_post(t)/ν_max − φ(v̂_post)] x_pre: a jump η λ x_pre/ν_max per
   postsynaptic spike plus the clock-driven decay −η λ φ(v̂) x_pre, whose expectation is the rate rule
@@ -73,7 +74,8 @@ n_spk : 1
 """
 
 _GATES = """
-learn = gate_learn(t) : 1 (constant over dt)
+anneal_rate : Hz (shared, constant)
+learn = gate_learn(t)/(1.0 + t*anneal_rate) : 1 (constant over dt)
 """
 
 

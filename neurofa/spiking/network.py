@@ -230,6 +230,9 @@ def shared_values(structure: Structure, cfg_conductances: Any, eff: Any) -> dict
         out[(f"P{ell}", "g_l")] = g.g_l
         out[(f"P{ell}", "g_bas")] = g.g_bas
         out[(f"P{ell}", "tau_hp")] = eff.tau_hp * ms
+    anneal = (1.0 / eff.eta_decay if eff.eta_decay > 0 else 0.0) * 1000.0 * Hz
+    for name in [f"P{ell}" for ell in range(1, N + 1)] + [f"I{ell}" for ell in range(1, N)]:
+        out[(name, "anneal_rate")] = anneal
     for ell in range(1, N):
         out[(f"P{ell}", "g_api")] = g.g_api
         out[(f"P{ell}", "tau_xi")] = eff.tau_xi * ms

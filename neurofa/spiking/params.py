@@ -14,7 +14,8 @@ Derivation (defaults; every ``spiking.*`` value > 0 overrides its derived value)
 and the traces must settle (``SETTLE`` = 10 trace time constants), so
 t_pres = max(task.t_pres, 2 N_SPIKES / ν_max, SETTLE τ_s); with ν_max = 200 Hz, τ_s = 3 ms this is 50 ms.
 All other times of the rate configuration are scaled by k = t_pres / task.t_pres (duration, record and test
-intervals, PAL's τ_LO) and all learning rates by 1/k, so the weight change per presentation is unchanged.
+intervals, PAL's τ_LO, the annealing time plasticity.eta_decay) and all learning rates by 1/k, so the weight
+change per presentation is unchanged.
 
 **PAL noise time constant τ_ξ.** The PAL signal is the zero-lag correlation of ξ_ℓ with the high-passed trace of
 layer ℓ+1. Between the two lie layer ℓ's spikes and trace (low-pass τ_s), layer ℓ+1's basal potential and spikes
@@ -124,6 +125,7 @@ class EffectiveParameters:
     sigma: float
     tau_lo: float
     alpha: float
+    eta_decay: float
     eta_fw: tuple[float, ...]
     eta_ip: tuple[float, ...]
     eta_pi: tuple[float, ...]
@@ -225,8 +227,8 @@ def effective_parameters(cfg: Config) -> EffectiveParameters:
     return EffectiveParameters(
         dt=dt, t_pres=t_pres, time_scale=k, duration=duration, record_interval=record_interval,
         test_interval=test_interval, nu_max=sp.nu_max, tau_s=sp.tau_s, tau_xi=tau_xi, tau_hp=tau_hp, sigma=sigma,
-        tau_lo=p.tau_lo * k, alpha=alpha, eta_fw=tuple(eta_fw), eta_ip=tuple(eta_ip), eta_pi=tuple(eta_pi),
-        eta_bw=tuple(eta_bw),
+        tau_lo=p.tau_lo * k, alpha=alpha, eta_decay=p.eta_decay * k, eta_fw=tuple(eta_fw), eta_ip=tuple(eta_ip),
+        eta_pi=tuple(eta_pi), eta_bw=tuple(eta_bw),
     )
 
 
@@ -248,7 +250,7 @@ def mean_field_config(cfg: Config) -> Config:
         eta_bw=list(eff.eta_bw) if p.feedback == "pal" else layer_values(p.eta_bw, len(eff.eta_bw)),
         alpha=eff.alpha,
         sigma=eff.sigma if p.feedback == "pal" else p.sigma,
-        tau_xi=eff.tau_xi, tau_hp=eff.tau_hp, tau_lo=eff.tau_lo,
+        tau_xi=eff.tau_xi, tau_hp=eff.tau_hp, tau_lo=eff.tau_lo, eta_decay=eff.eta_decay,
     )
     simulation = dataclasses.replace(
         cfg.simulation, dt=eff.dt, duration=eff.duration, record_interval=eff.record_interval,
