@@ -133,6 +133,21 @@ def test_annealing_slows_late_plasticity(runs: dict[str, object]) -> None:
     assert late_change(runs["pal_annealed"]) > 0.0
 
 
+def test_standalone_reports_progress_when_asked(runs: dict[str, object], capfd: pytest.CaptureFixture) -> None:
+    """spiking.report prints progress from the compiled program (always a last line at 100 %), without a rebuild."""
+    import re
+
+    from neurofa import spiking
+    from neurofa.spiking import device
+
+    before = device.stats()["builds"]
+    capfd.readouterr()
+    spiking.simulate(small_config("pal", **{"spiking.report": True}), [0], progress=True)
+    out = capfd.readouterr().out
+    assert re.search(r"\(100%\) simulated in \d+ s", out), out[-500:]
+    assert device.stats()["builds"] == before
+
+
 def test_same_seed_same_spikes_different_seed_different(runs: dict[str, object]) -> None:
     a = runs["pal"].sel(seed=0)
     b = runs["pal_again"].sel(seed=0)

@@ -13,7 +13,7 @@ Progress: Brian2's ``report=`` makes the standalone main loop read the process C
 step (``std::clock``, a system call on virtual machines without a vDSO CPU clock: 5.8× slower measured on the Bars
 network). Standalone builds therefore print progress from a tiny group instead: every 1 % of the simulated time a
 ``run_regularly`` calls :data:`PROGRESS_CPP`, which, if the run argument ``progress_on`` (``spiking.report``) is 1
-and 10 s of wall time have passed since its last line, prints the simulated time, the elapsed wall time (steady
+and 10 s of wall time have passed since its last line (and always at the end), prints the simulated time, the elapsed wall time (steady
 clock) and an estimate of the remaining time.
 
 Only parameters that change the generated code need a new build: layer sizes, transfer function, ``bp`` vs
@@ -210,16 +210,17 @@ def _collect(circuit: Any) -> RunOutput:
     return RunOutput(times, weights, layers, test_times, test, 0.0)
 
 
-#: C++ implementation of ``neurofa_progress(t, on, t_end)``: one line of progress on stdout (``on`` > 0).
+#: C++ implementation of ``neurofa_progress(t, on, t_end, period)``: a line of progress on stdout (``on`` > 0) at
+#: most every 10 s of wall time, and always at the last call (``t + period > t_end``).
 PROGRESS_CPP = r"""
-double neurofa_progress(double t, double on, double t_end)
+double neurofa_progress(double t, double on, double t_end, double period)
 {
     static const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     static double last = 0.0;
     if (on <= 0.0 || t <= 0.0)
         return 0.0;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (wall - last < 10.0 && t < t_end)
+    if (wall - last < 10.0 && t + period <= t_end)
         return 0.0;
     last = wall;
     std::printf("%.1f s (%.0f%%) simulated in %.0f s, estimated %.0f s remaining.\n",
@@ -234,18 +235,14 @@ def _progress_group(run_time_ms: float, dt_ms: float, prefix: str) -> Any:
     """A one-cell group whose ``run_regularly`` reports progress every 1 % of ``run_time_ms`` (standalone)."""
     from brian2 import Function, NeuronGroup, ms, second
 
-    def neurofa_progress(t: Any, on: Any, t_end: Any) -> float:  # Python target: same line, no clock
-        if on > 0 and t > 0:
-            print(f"{float(t):.1f} s ({100 * float(t / t_end):.0f}%) simulated", flush=True)
-        return 0.0
-
-    func = Function(neurofa_progress, arg_units=[second, 1, second], return_unit=1, stateless=False)
+    func = Function(None, arg_units=[second, 1, second, second], return_unit=1, stateless=False)  # C++ only
     func.implementations.add_implementation("cpp", PROGRESS_CPP, name="neurofa_progress",
                                             compiler_kwds={"headers": ["<chrono>", "<cstdio>"]})
-    group = NeuronGroup(1, "progress_on : 1 (shared, constant)\nprogress_out : 1 (shared)",
-                        namespace={"neurofa_progress": func, "t_end": run_time_ms * ms}, name=f"{prefix}_progress")
     period = max(1, round(run_time_ms / 100 / dt_ms)) * dt_ms
-    group.run_regularly("progress_out = neurofa_progress(t, progress_on, t_end)", dt=period * ms)
+    group = NeuronGroup(1, "progress_on : 1 (shared, constant)\nprogress_out : 1 (shared)",
+                        namespace={"neurofa_progress": func, "t_end": run_time_ms * ms, "period": period * ms},
+                        name=f"{prefix}_progress")
+    group.run_regularly("progress_out = neurofa_progress(t, progress_on, t_end, period)", dt=period * ms)
     return group
 
 
