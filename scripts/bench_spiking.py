@@ -38,7 +38,8 @@ def configs(seconds: float) -> dict[str, dict]:
         "fig3_5-20-10-20-5_pal": {
             **common,
             "task": {"name": "backprojection", "n_train": 100, "t_pres": 50.0},
-            "plasticity": {"feedback": "pal", "eta_fw": [0.0], "eta_ip": [0.0]},
+            # eta_pi as models/spiking_backprojections.yaml after its rescaling (5/ms of rate time / k = 50)
+            "plasticity": {"feedback": "pal", "eta_fw": [0.0], "eta_ip": [0.0], "eta_pi": [0.1]},
             "simulation": {"duration": seconds * 1000.0, "record_interval": seconds * 100.0},
         },
     }

@@ -13,8 +13,8 @@ Progress: Brian2's ``report=`` makes the standalone main loop read the process C
 step (``std::clock``, a system call on virtual machines without a vDSO CPU clock: 5.8× slower measured on the Bars
 network). Standalone builds therefore print progress from a tiny group instead: every 1 % of the simulated time a
 ``run_regularly`` calls :data:`PROGRESS_CPP`, which, if the run argument ``progress_on`` (``spiking.report``) is 1
-and 10 s of wall time have passed since its last line (and always at the end), prints the simulated time, the elapsed wall time (steady
-clock) and an estimate of the remaining time.
+and 10 s of wall time have passed since its last line (and always at the end), prints the simulated time, the
+elapsed wall time (steady clock) and an estimate of the remaining time.
 
 Only parameters that change the generated code need a new build: layer sizes, transfer function, ``bp`` vs
 ``fa``/``pal`` (FA is the PAL program with η_bw = σ = 0), which projections learn at all (a learning rate of zero
