@@ -192,6 +192,8 @@ class Spiking:
     tau_xi: float = nonnegative(0.0, "PAL noise time constant in ms (0 = derived)")
     tau_hp: float = nonnegative(0.0, "PAL high-pass time constant in ms (0 = derived)")
     sigma: float = nonnegative(0.0, "PAL noise amplitude (0 = derived)")
+    input_spikes: Literal["poisson", "regular"] = "poisson"  # input cells: Poisson or integrate-and-fire phase
+    post_signal: Literal["spikes", "rate"] = "spikes"  # Urbanczik–Senn's postsynaptic term: S/ν_max or φ(ŭ)
     build_dir: str = ""
     threads: int = positive(1)
     report: bool = True

@@ -170,3 +170,51 @@ def test_model_files_are_valid_spiking_configurations() -> None:
         assert eff.t_pres >= 10 * eff.tau_s - 1e-9, path.name  # traces settle within a presentation
         mf = mean_field_config(cfg)
         assert mf.simulation.tau_syn == eff.tau_s and mf.task.t_pres == eff.t_pres
+
+
+@pytest.fixture(scope="module")
+def coding_runs() -> dict[str, object]:
+    """Forward plasticity at the self-predicting fixed point (no target, FA): everything the weights do is noise.
+    Two builds: Poisson inputs with the spike-based estimator, regular inputs with the rate estimator."""
+    from neurofa.circuit import circuit_task, initial_weights
+    from neurofa.spiking import device
+
+    out = {}
+    for name, coding, post in (("spikes", "poisson", "spikes"), ("rate", "regular", "rate")):
+        cfg = small_config("fa", **{"plasticity.eta_fw": [0.1], "spiking.input_spikes": coding,
+                                    "spiking.post_signal": post, "spiking.nu_max": 500.0, "spiking.tau_s": 20.0,
+                                    "simulation.duration": 100.0, "simulation.record_interval": 50.0})
+        eff = effective_parameters(cfg)
+        data = circuit_task(cfg, 0)
+        structure = device.plan_structure(cfg, eff, data)
+        values = device.plan_values(cfg, eff, structure, data, initial_weights(cfg, [0]), 0, 0)
+        out[name] = (eff, structure, values, device.run_seed(cfg, structure, values))
+    return out
+
+
+def test_regular_inputs_fire_at_nu_max_x_to_within_one_spike(coding_runs: dict[str, object]) -> None:
+    """spiking.input_spikes = 'regular': the count in any window is ν_max ∫x dt ± 1 (a Poisson encoder's SD is
+    √(ν_max ∫x dt), several spikes here)."""
+    deviations = {}
+    for name in ("spikes", "rate"):
+        eff, s, values, out = coding_runs[name]
+        counts = np.diff(out.layers[("P0", "n_spk")], axis=0)  # (windows, inputs)
+        per_window = int(round(s.record_interval / s.t_pres))
+        stim = values.stim[: counts.shape[0] * per_window].reshape(counts.shape[0], per_window, -1)
+        expected = eff.nu_max / 1000.0 * s.t_pres * stim.sum(axis=1)
+        deviations[name] = np.abs(counts - expected)
+        assert expected.mean() > 5.0
+    assert deviations["rate"].max() <= 1.0 + 1e-9
+    assert deviations["spikes"].max() > 2.0
+
+
+def test_rate_estimator_removes_postsynaptic_count_noise(coding_runs: dict[str, object]) -> None:
+    """At the fixed point the spike-based estimator S/ν_max − φ(v̂) random-walks W (variance η² ∫ x² φ/ν_max dt);
+    with spiking.post_signal = 'rate' only the apical fluctuations remain: W moves ≥ 5× less in RMS."""
+    rms = {}
+    for name in ("spikes", "rate"):
+        out = coding_runs[name][3]
+        w = out.weights["W1"]
+        rms[name] = float(np.sqrt(np.mean((w[-1] - w[0]) ** 2)))
+    assert rms["spikes"] > 0.0
+    assert rms["rate"] < 0.2 * rms["spikes"], rms

@@ -18,7 +18,8 @@ elapsed wall time (steady clock) and an estimate of the remaining time.
 
 Only parameters that change the generated code need a new build: layer sizes, transfer function, ``bp`` vs
 ``fa``/``pal`` (FA is the PAL program with η_bw = σ = 0), which projections learn at all (a learning rate of zero
-vs. non-zero), τ_LO on/off, dt, presentation time and count, record interval and ``record_detail``. Everything in
+vs. non-zero), τ_LO on/off, dt, presentation time and count, record interval, ``record_detail``,
+``spiking.input_spikes`` and ``spiking.post_signal``. Everything in
 :data:`SWEEPABLE` goes through ``run_args``.
 """
 
@@ -125,6 +126,7 @@ def plan_structure(cfg: Config, eff: EffectiveParameters, data: TaskData) -> Any
         low_pass=eff.tau_lo > 0 and any(fw + ip), dt=eff.dt, t_pres=eff.t_pres,
         n_train_pres=int(round(eff.duration / eff.t_pres)), n_test_pres=n_test,
         record_interval=eff.record_interval, detail=bool(cfg.simulation.record_detail),
+        regular_input=cfg.spiking.input_spikes == "regular", rate_estimator=cfg.spiking.post_signal == "rate",
     )
 
 
@@ -155,6 +157,7 @@ def plan_values(cfg: Config, eff: EffectiveParameters, structure: Any, data: Tas
     return RunValues(
         shared=shared_values(s, cfg.conductances, eff), weights=w, stim=np.clip(stim, 0.0, None), target=target,
         gate_learn=learn, gate_nudge=nudge, seed=int(seed),
+        input_phase=np.random.default_rng([int(seed), 1]).uniform(size=s.sizes[0]) if s.regular_input else None,
     )
 
 

@@ -49,6 +49,8 @@ class Structure:
     n_test_pres: int
     record_interval: float
     detail: bool
+    regular_input: bool = False
+    rate_estimator: bool = False
 
     @property
     def n_layers(self) -> int:
@@ -76,6 +78,7 @@ class RunValues:
     gate_learn: np.ndarray  # (n_pres,)
     gate_nudge: np.ndarray  # (n_pres,)
     seed: int
+    input_phase: np.ndarray | None = None  # (n_in,) initial phases of regular input cells
 
 
 @dataclass
@@ -98,6 +101,8 @@ class Circuit:
         for obj, w in values.weights.items():
             args[self.objects[obj].w] = np.asarray(w, dtype=float)
         args[self.objects["P0"].rng_seed] = float(values.seed)
+        if self.structure.regular_input:
+            args[self.objects["P0"].phase] = np.asarray(values.input_phase, dtype=float)
         args[self.timed["stim"]] = np.asarray(values.stim, dtype=float)
         args[self.timed["gate_learn"]] = np.asarray(values.gate_learn, dtype=float)
         if self.structure.target:
@@ -111,6 +116,8 @@ class Circuit:
             setattr(self.objects[obj], var, value)
         for obj, w in values.weights.items():
             self.objects[obj].w = np.asarray(w, dtype=float)
+        if self.structure.regular_input:
+            self.objects["P0"].phase = np.asarray(values.input_phase, dtype=float)
 
 
 def _connect_dense(syn: Synapses, n_pre: int, n_post: int) -> None:
@@ -142,13 +149,13 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
 
     objects: dict[str, Any] = {}
 
-    def group(name: str, n: int, eqs: str, high_pass: bool, order: int) -> NeuronGroup:
-        g = NeuronGroup(n, eqs, threshold=eq.threshold(), reset=eq.reset(high_pass), method="euler",
-                        namespace=namespace, name=f"{prefix}_{name}", order=order, dt=s.dt * ms)
+    def group(name: str, n: int, eqs: str, high_pass: bool, order: int, regular: bool = False) -> NeuronGroup:
+        g = NeuronGroup(n, eqs, threshold=eq.threshold(regular), reset=eq.reset(high_pass, regular),
+                        method="euler", namespace=namespace, name=f"{prefix}_{name}", order=order, dt=s.dt * ms)
         objects[name] = g
         return g
 
-    group("P0", sizes[0], eq.input_equations(), False, 0)
+    group("P0", sizes[0], eq.input_equations(s.regular_input), False, 0, s.regular_input)
     for ell in range(1, N):
         group(f"P{ell}", sizes[ell], eq.hidden_equations(act, s.detail), True, 0)
     group(f"P{N}", sizes[N], eq.output_equations(act, s.target, s.detail), True, 0)
@@ -165,14 +172,14 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
         return syn
 
     for ell in range(1, N + 1):
-        model, on_post = eq.forward_synapse("v_bas", s.fw_plastic[ell - 1], s.low_pass)
+        model, on_post = eq.forward_synapse("v_bas", s.fw_plastic[ell - 1], s.low_pass, s.rate_estimator)
         synapses(f"W{ell}", f"P{ell - 1}", f"P{ell}", model, on_post=on_post)
     for ell in range(1, N):
-        model, on_post = eq.forward_synapse("v_den", s.ip_plastic[ell - 1], s.low_pass)
+        model, on_post = eq.forward_synapse("v_den", s.ip_plastic[ell - 1], s.low_pass, s.rate_estimator)
         synapses(f"WIP{ell}", f"P{ell}", f"I{ell}", model, on_post=on_post)
         synapses(f"BPI{ell}", f"I{ell}", f"P{ell}", eq.apical_inhibition_synapse(s.pi_plastic[ell - 1]))
         model, on_pre = eq.backprojection_synapse("bp" if s.mode == "bp" else "pal", s.bw_plastic[ell - 1],
-                                                  s.low_pass)
+                                                  s.low_pass, s.rate_estimator)
         synapses(f"B{ell}", f"P{ell + 1}", f"P{ell}", model, on_pre=on_pre)
 
     circuit = Circuit(s, Network(), objects, timed)
@@ -208,6 +215,8 @@ def _add_monitors(circuit: Circuit, prefix: str) -> None:
             circuit.layer_monitors[f"P{ell}"] = StateMonitor(circuit.objects[f"P{ell}"], variables, record=True,
                                                              dt=rec, name=f"{prefix}_mon_P{ell}")
     if s.detail:
+        circuit.layer_monitors["P0"] = StateMonitor(circuit.objects["P0"], ["n_spk"], record=True, dt=rec,
+                                                    name=f"{prefix}_mon_P0")
         for ell in range(1, N):
             circuit.layer_monitors[f"I{ell}"] = StateMonitor(circuit.objects[f"I{ell}"], ["n_spk", "A_rate"],
                                                              record=True, dt=rec, name=f"{prefix}_mon_I{ell}")
