@@ -101,10 +101,11 @@ def input_equations(regular: bool = False) -> str:
     r"""Input cells: rate ν_max x(t) from the presentation TimedArray ``stim(t, i)``; ``rng_seed`` is read by
     the standalone code inserted after the run arguments (per-run seeding).
 
-    ``regular`` (``spiking.input_spikes = 'regular'``): an integrate-and-fire encoder, φ̇ = ν_max x, a spike and
-    φ ← φ − 1 when φ ≥ 1, with a random initial phase per cell. Same mean rate and trace mean as the Poisson
-    encoder, but the trace ripple has variance ≈ 1/(12 (ν_max τ_s)²) instead of the shot noise x/(2 ν_max τ_s)
-    (0.0008 against 0.025 at x = ½, 500 Hz, 20 ms): a stimulus coded with the precision of its spike timing.
+    ``regular`` (``spiking.input_spikes = 'regular'``): an integrate-and-fire encoder, θ̇ = ν_max x, a spike and
+    θ ← θ − 1 when θ ≥ 1 (θ = ``phase``), with a random initial phase per cell. Same mean rate and trace mean as
+    the Poisson encoder, but the trace ripple has variance ≈ 1/(12 (ν_max τ_s)²) instead of the shot noise
+    x/(2 ν_max τ_s) (0.0008 against 0.025 at x = ½, 500 Hz, 20 ms): a stimulus coded with the precision of its
+    spike timing.
     """
     eqs = _TRACE + """
 rate = stim(t, i) : 1 (constant over dt)
