@@ -185,10 +185,7 @@ def coding_runs() -> dict[str, object]:
                                     "spiking.post_signal": post, "spiking.nu_max": 500.0, "spiking.tau_s": 20.0,
                                     "simulation.duration": 100.0, "simulation.record_interval": 50.0})
         eff = effective_parameters(cfg)
-        data = circuit_task(cfg, 0)
-        structure = device.plan_structure(cfg, eff, data)
-        values = device.plan_values(cfg, eff, structure, data, initial_weights(cfg, [0]), 0, 0)
-        out[name] = (eff, structure, values, device.run_seed(cfg, structure, values))
+        out[name] = (eff, *device.plan_and_run(cfg, eff, circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0))
     return out
 
 

@@ -51,12 +51,10 @@ def simulate(cfg: Any, seeds: list[int], progress: bool = True) -> Any:
     bar = tqdm(seeds, desc=f"{cfg.name} spiking", unit="seed", disable=not progress, leave=False)
     for index, seed in enumerate(bar):
         data = circuit_task(cfg, seed)
-        s = device.plan_structure(cfg, eff, data)
+        s, values, out = device.plan_and_run(cfg, eff, data, weights, index, seed)
         if structure is not None and s != structure:  # seeds of one config share a structure
             raise RuntimeError("seeds of one configuration produced different network structures")
         structure = s
-        values = device.plan_values(cfg, eff, s, data, weights, index, seed)
-        out = device.run_seed(cfg, s, values)
         wall += out.wall_s
         times = out.record_times
         per_seed.append(collect.seed_dataset(cfg, eff, s, data, values, out, weights, index))

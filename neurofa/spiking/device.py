@@ -50,6 +50,7 @@ __all__ = [
     "plan_values",
     "RunOutput",
     "run_seed",
+    "plan_and_run",
     "clear_builds",
 ]
 
@@ -346,3 +347,11 @@ def run_seed(cfg: Config, structure: Any, values: Any) -> RunOutput:
     if cfg.spiking.device == "cpp_standalone":
         return _standalone_run(cfg, structure, values)
     return _runtime_run(cfg, structure, values)
+
+
+def plan_and_run(cfg: Config, eff: EffectiveParameters, data: TaskData, weights: InitialWeights, index: int,
+                 seed: int) -> tuple[Any, Any, RunOutput]:
+    """Structure, per-run values and monitor output of seed ``seed`` (``index`` into the batch of ``weights``)."""
+    structure = plan_structure(cfg, eff, data)
+    values = plan_values(cfg, eff, structure, data, weights, index, seed)
+    return structure, values, run_seed(cfg, structure, values)

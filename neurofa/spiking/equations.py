@@ -206,11 +206,11 @@ def _urbanczik_senn(summed: str, cell: str, other: str, low_pass: bool,
 dw/dt = delta : 1 (clock-driven)
 ddelta/dt = (-delta + eta*learn_{cell}*{post_rate}*x_{other})/tau_lo : Hz (clock-driven)
 """
-        spike = f"delta += eta*learn_{cell}*x_{other}/(nu_max_{cell}*tau_lo)"
+        jump = f"delta += eta*learn_{cell}*x_{other}/(nu_max_{cell}*tau_lo)"
     else:
         model = head + f"dw/dt = eta*learn_{cell}*{post_rate}*x_{other} : 1 (clock-driven)\n"
-        spike = f"w += eta*learn_{cell}*x_{other}/nu_max_{cell}"
-    return model, None if rate_estimator else spike
+        jump = f"w += eta*learn_{cell}*x_{other}/nu_max_{cell}"
+    return model, None if rate_estimator else jump
 
 
 def forward_synapse(target: str, plastic: bool, low_pass: bool,
