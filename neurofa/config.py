@@ -177,6 +177,7 @@ class Simulation:
     scheme: Literal["lagged", "instant"] = "lagged"
     test_interval: float = nonnegative(0.0)
     tau_syn: float = nonnegative(0.0, "synaptic low-pass of presynaptic rates in ms (0 = off; mean field of spikes)")
+    filter_target: bool = False  # the nudging target passes the same synaptic low-pass (τ_syn; spiking: τ_s)
     record_detail: bool = False
 
 
@@ -400,6 +401,10 @@ def validate_dataclass(cfg: Config, source: str | None = None) -> Config:
                 f"{w}simulation.record_interval = {sim.record_interval!r} is invalid: must not exceed "
                 f"simulation.duration = {sim.duration!r} (nothing would be recorded)"
             )
+    if cfg.simulation.filter_target and cfg.model != "microcircuit":
+        raise ConfigError(
+            f"{w}simulation.filter_target = True is not allowed for model {cfg.model!r}; allowed: model 'microcircuit'"
+        )
     if cfg.task.name == "teacher" and cfg.task.teacher_layers:
         t = cfg.task.teacher_layers
         if t[0] != layers[0] or t[-1] != layers[-1]:

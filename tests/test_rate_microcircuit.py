@@ -146,6 +146,45 @@ def test_synaptic_low_pass_keeps_the_fixed_point(scheme):
     np.testing.assert_allclose(out[2.0][0][:, net0.layout.pyr[-1]], u_out, atol=1e-8)
 
 
+@pytest.mark.parametrize("scheme", ["lagged", "instant"])
+def test_filtered_target_switches_together_with_the_input_traces(scheme):
+    """simulation.filter_target: after a switch (x0, y0) → (x1, y1) the nudging potential has covered the same
+    fraction 1 − (1 − dt/τ_syn)^m of its jump as the input traces, step by step; unfiltered, it jumps at once."""
+    rng = np.random.default_rng(3)
+    x0, x1 = rng.uniform(0, 1, (2, 2, 3))
+    y0, y1 = rng.uniform(-4, 4, (2, 2, 2))
+    dt, tau = 0.05, 2.0
+    k = dt / tau
+    for filtered in (True, False):
+        cfg = load_config({
+            "network": {"layers": [3, 6, 2]},
+            "plasticity": {"feedback": "fa", "eta_fw": [0.0], "eta_ip": [0.0], "eta_pi": [0.0]},
+            "simulation": {"dt": dt, "tau_syn": tau, "scheme": scheme, "filter_target": filtered},
+        })
+        net = Microcircuit(cfg, initial_weights(cfg, [0, 1]))
+        net.present(x0, y0)
+        for _ in range(1000):  # 25 τ_syn: settled on (x0, y0)
+            net.step()
+        net.present(x1, y1)
+        for m in range(1, 41):
+            net.step()
+            f_in = (net.pre[:, :3] - x0) / (x1 - x0)
+            f_tgt = (net.d2[:, net.out] - y0) / (y1 - y0)
+            fraction = 1 - (1 - k) ** m
+            np.testing.assert_allclose(f_in, fraction, atol=1e-6)
+            np.testing.assert_allclose(f_tgt, fraction if filtered else 1.0, atol=1e-6)
+
+
+def test_filtered_target_needs_a_synaptic_filter():
+    for data, key in (
+        ({"model": "mlp", "network": {"layers": [3, 4, 2]}}, "simulation.filter_target"),
+        ({"network": {"layers": [3, 4, 2]}}, "simulation.tau_syn"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            cfg = load_config({**data, "simulation": {"filter_target": True}})
+            Microcircuit(cfg, initial_weights(cfg, [0]))
+
+
 def test_runner_dataset_follows_the_backend_contract():
     cfg = load_config({
         "name": "detail",

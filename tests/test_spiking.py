@@ -215,3 +215,37 @@ def test_rate_estimator_removes_postsynaptic_count_noise(coding_runs: dict[str, 
         rms[name] = float(np.sqrt(np.mean((w[-1] - w[0]) ** 2)))
     assert rms["spikes"] > 0.0
     assert rms["rate"] < 0.2 * rms["spikes"], rms
+
+
+def test_filtered_target_is_the_trace_of_the_target() -> None:
+    """simulation.filter_target: the output is nudged by x_tgt with τ_s ẋ_tgt = u_tgt − x_tgt. With g_bas = 0 and a
+    linear (relu) output the recorded φ(ŭ) is c·x_tgt, c = g_ntgt/(g_l + g_ntgt): every 2 ms window mean equals
+    the Euler-filtered target, and differs from the unfiltered one by up to c·(1 − 0.2) after each switch."""
+    from neurofa.circuit import circuit_task, initial_weights
+    from neurofa.spiking import device
+
+    cfg = load_config({
+        "name": "spiking_target_trace",
+        "network": {"layers": [9, 4, 3], "activation": "relu"},
+        "conductances": {"g_bas": 0.0},
+        "task": {"name": "bars", "t_pres": 1.0, "target_low": 0.2, "target_high": 1.0},
+        "simulation": {"duration": 3.0, "record_interval": 0.1, "record_detail": True, "filter_target": True},
+        "plasticity": {"feedback": "fa", "eta_fw": [0.0], "eta_ip": [0.0], "eta_pi": [0.0]},
+        "spiking": {"device": "cpp_standalone", "report": False, "t_pres": 20.0, "tau_s": 5.0},
+    })
+    eff = effective_parameters(cfg)
+    s, values, out = device.plan_and_run(cfg, eff, circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0)
+    assert s.target_trace
+    per_window = int(round(eff.record_interval / s.dt))
+    n_windows = int(round(s.train_time / eff.record_interval))
+    measured = (np.diff(out.layers[("P2", "A_rate")], axis=0) / eff.record_interval)[:n_windows]
+    u_tgt = np.repeat(values.target[: s.n_train_pres], int(round(s.t_pres / s.dt)), axis=0)
+    x, x_tgt = np.zeros(3), []
+    for u in u_tgt:
+        x_tgt.append(x)
+        x = x + s.dt / eff.tau_s * (u - x)
+    g = cfg.conductances
+    c = g.g_ntgt / (g.g_l + g.g_ntgt)
+    window = (n_windows, per_window, 3)
+    np.testing.assert_allclose(measured, c * np.reshape(x_tgt, window).mean(axis=1), atol=1e-9)
+    assert np.abs(measured - c * u_tgt.reshape(window).mean(axis=1)).max() > 0.4

@@ -32,6 +32,9 @@ weights fixed) keeps the authors' ``lagged``.
 Mean field of the spiking model (``tau_syn > 0``): presynaptic rates are low-passed, r̄ ← r̄ + (dt/τ_syn)(r − r̄),
 before they enter dendrites and plasticity (presynaptic factors, and r^HP = high-pass of r̄); the input rates too.
 In both schemes the presynaptic factor of every plasticity rule is the rate the dendrites read in that step.
+With ``filter_target`` the output's nudging potential passes the same filter, ū_tgt ← ū_tgt + (dt/τ_syn)(u_tgt −
+ū_tgt), updated with the input traces: a teacher whose signal reaches the output through synapses, so that after an
+input switch target and input traces change together instead of pairing the new target with the old input's traces.
 
 Implementation: to keep the number of numpy calls per step independent of depth, units are packed layer-wise into
 one vector per batch element, in blocks that share presynaptic partners:
@@ -50,7 +53,7 @@ import numpy as np
 
 from neurofa.activations import activation
 from neurofa.circuit import STREAM_NOISE, InitialWeights, stream
-from neurofa.config import Config, layer_values
+from neurofa.config import Config, ConfigError, layer_values
 
 __all__ = ["Layout", "Microcircuit", "NoiseSource", "logistic"]
 
@@ -234,6 +237,12 @@ class Microcircuit:
         self.xi_scale = p.sigma * np.sqrt(dt / p.tau_xi)
         self.k_hp = dt / p.tau_hp
         self.k_syn = dt / sim.tau_syn if sim.tau_syn > 0 else 0.0
+        if sim.filter_target and self.k_syn == 0.0:
+            raise ConfigError(
+                "simulation.filter_target = True needs simulation.tau_syn > 0 in the rate backend (the target is "
+                f"low-passed with τ_syn); got tau_syn = {sim.tau_syn!r}"
+            )
+        self.k_tgt = self.k_syn if sim.filter_target else 0.0
 
         # -- state ---------------------------------------------------------------------------------------------
         n_in = sizes[0]
@@ -247,7 +256,7 @@ class Microcircuit:
         self.pre = np.zeros((S, n_in + U))  # the rates the dendrites read this step (r, or r̄ with τ_syn)
         self.pre_old = np.zeros((S, n_in + U))
         self.r_hp = np.zeros((S, U))
-        self.target: Array | None = None
+        self.target: Array | None = None  # the presented target u_tgt (the nudging potential is d2[:, out])
         self._x = self.inputs = np.zeros((S, n_in))
         self._tmp = np.zeros((S, U))
         self._tmp2 = np.zeros((S, U))
@@ -320,10 +329,10 @@ class Microcircuit:
         if (target is None) != (self.target is None):
             self._set_coefficients(target)
         self.target = target
-        if target is not None:
-            self.d2[:, self.out] = target
-        else:
+        if target is None:
             self.d2[:, self.out] = 0.0
+        elif self.k_tgt == 0.0:
+            self.d2[:, self.out] = target
 
     # ------------------------------------------------------------------------------------------------------------
     def _rates(self, v: Array, out: Array) -> Array:
@@ -390,6 +399,9 @@ class Microcircuit:
         self._plasticity()
         if self.instant:
             self._update_pre()
+        if self.k_tgt and self.target is not None:  # ū_tgt, with the traces (d2[:, out] is a view)
+            d2_out = d2[:, self.out]
+            d2_out += self.k_tgt * (self.target - d2_out)
         # (6) high-pass of the presynaptic rates
         if self.learn_B:
             rhp = self.r_hp

@@ -11,7 +11,8 @@ filter. Dendritic potentials are weighted sums of traces, one ``(summed)`` targe
 - pyramidal ℓ: v_bas = Σ W x_{ℓ−1}; v_api = v_api_B + v_api_I with v_api_B = Σ B x_{ℓ+1}, v_api_I = Σ B^{PI} x^I_ℓ;
   u_eff = [g_bas v_bas + g_api (v_api + ξ)] / (g_l + g_bas + g_api); ξ the PAL noise (OU, τ_ξ, σ):
   dξ = −ξ dt/τ_ξ + σ √(dt/τ_ξ) N(0,1), the same discretisation as the rate backend;
-- output: u_eff = [g_bas v_bas + n(t) g_ntgt u_tgt(t)] / (g_l + g_bas + n(t) g_ntgt), n(t) the nudging gate;
+- output: u_eff = [g_bas v_bas + n(t) g_ntgt u_tgt(t)] / (g_l + g_bas + n(t) g_ntgt), n(t) the nudging gate
+  (with ``simulation.filter_target`` u_tgt is replaced by its trace x_tgt, τ_s ẋ_tgt = u_tgt − x_tgt);
 - interneuron ℓ: v_den = Σ W^{IP} x_ℓ, u_eff = [g_den v_den + g_nI ŭ^P_{ℓ+1}] / (g_l + g_den + g_nI), with ŭ^P_{ℓ+1}
   a linked variable (one-to-one nudging without synapses).
 
@@ -147,8 +148,11 @@ dA_rate/dt = rate/ms : 1
     return eqs
 
 
-def output_equations(activation: str, target: bool, detail: bool) -> str:
-    """Output pyramidal cells: basal input, nudged towards ``target(t, i)`` while the nudging gate is on."""
+def output_equations(activation: str, target: bool, detail: bool, target_trace: bool = False) -> str:
+    """Output pyramidal cells: basal input, nudged towards ``target(t, i)`` while the nudging gate is on.
+
+    ``target_trace``: the nudging potential is the target low-passed like a synaptic trace,
+    τ_s dx_tgt/dt = u_tgt − x_tgt (``simulation.filter_target``); the loss still compares with u_tgt itself."""
     phi_u = phi_expr(activation, "u_eff")
     phi_hat = phi_expr(activation, "g_bas*v_bas/(g_l + g_bas)")
     eqs = _TRACE + _GATES + f"""
@@ -166,9 +170,11 @@ dA_vhat/dt = g_bas*v_bas/(g_l + g_bas)/ms : 1
 g_ntgt : 1 (shared, constant)
 u_tgt = target(t, i) : 1 (constant over dt)
 nudge = gate_nudge(t) : 1 (constant over dt)
-u_eff = (g_bas*v_bas + nudge*g_ntgt*u_tgt)/(g_l + g_bas + nudge*g_ntgt) : 1 (constant over dt)
+u_eff = (g_bas*v_bas + nudge*g_ntgt*{nudging})/(g_l + g_bas + nudge*g_ntgt) : 1 (constant over dt)
 dA_loss/dt = 0.5*(g_bas*v_bas/(g_l + g_bas) - u_tgt)**2/ms : 1
-"""
+""".format(nudging="x_tgt" if target_trace else "u_tgt")
+        if target_trace:
+            eqs += "dx_tgt/dt = (u_tgt - x_tgt)/tau_s : 1\n"
     else:
         eqs += "\nu_eff = g_bas*v_bas/(g_l + g_bas) : 1 (constant over dt)\n"
     if detail:

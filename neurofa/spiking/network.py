@@ -51,6 +51,7 @@ class Structure:
     detail: bool
     regular_input: bool = False
     rate_estimator: bool = False
+    target_trace: bool = False
 
     @property
     def n_layers(self) -> int:
@@ -158,7 +159,7 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     group("P0", sizes[0], eq.input_equations(s.regular_input), False, 0, s.regular_input)
     for ell in range(1, N):
         group(f"P{ell}", sizes[ell], eq.hidden_equations(act, s.detail), True, 0)
-    group(f"P{N}", sizes[N], eq.output_equations(act, s.target, s.detail), True, 0)
+    group(f"P{N}", sizes[N], eq.output_equations(act, s.target, s.detail, s.target_trace), True, 0)
     for ell in range(1, N):
         inter = group(f"I{ell}", sizes[ell + 1], eq.interneuron_equations(act, s.detail), False, 1)
         inter.u_nudge = linked_var(objects[f"P{ell + 1}"], "u_eff")
