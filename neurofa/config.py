@@ -195,6 +195,7 @@ class Spiking:
     sigma: float = nonnegative(0.0, "PAL noise amplitude (0 = derived)")
     input_spikes: Literal["poisson", "regular"] = "poisson"  # input cells: Poisson or integrate-and-fire phase
     post_signal: Literal["spikes", "rate"] = "spikes"  # Urbanczik–Senn's postsynaptic term: S/ν_max or φ(ŭ)
+    pre_signal: Literal["trace", "rate"] = "trace"  # presynaptic factor of W, W_IP, B_PI: x or its expectation
     build_dir: str = ""
     threads: int = positive(1)
     report: bool = True

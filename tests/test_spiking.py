@@ -249,3 +249,32 @@ def test_filtered_target_is_the_trace_of_the_target() -> None:
     window = (n_windows, per_window, 3)
     np.testing.assert_allclose(measured, c * np.reshape(x_tgt, window).mean(axis=1), atol=1e-9)
     assert np.abs(measured - c * u_tgt.reshape(window).mean(axis=1)).max() > 0.4
+
+
+def test_expected_trace_removes_the_errors_in_variables_ridge() -> None:
+    """The output rule reads the noisy hidden trace x in its dendritic prediction and as its presynaptic factor, so
+    E[ΔW] carries −ρ φ' a W Var(x) with Var(x) = φ/(2 ν_max τ_s): W shrinks more at lower ν_max. With
+    spiking.pre_signal = 'rate' the factor is x_r = E[x | rate] and the learned W no longer depends on ν_max (same
+    mean field, one build per rule, ν_max changed through run_args)."""
+    from neurofa.circuit import circuit_task, initial_weights
+    from neurofa.spiking import device
+
+    norms = {}
+    for pre in ("trace", "rate"):
+        for nu in (100.0, 400.0):
+            cfg = load_config({
+                "name": "spiking_pre_signal",
+                "network": {"layers": [3, 6, 2]},
+                "task": {"name": "teacher", "n_train": 10, "t_pres": 1.0, "input_low": 0.0},
+                "simulation": {"duration": 400.0, "record_interval": 100.0},
+                "plasticity": {"feedback": "fa", "eta_fw": [0.0, 0.05], "eta_ip": [0.0], "eta_pi": [0.0]},
+                "spiking": {"device": "cpp_standalone", "report": False, "nu_max": nu, "tau_s": 5.0,
+                            "t_pres": 100.0, "pre_signal": pre},
+            })
+            eff = effective_parameters(cfg)
+            s, _, out = device.plan_and_run(cfg, eff, circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0)
+            assert s.expected_trace == (pre == "rate")
+            norms[pre, nu] = float(np.linalg.norm(out.weights["W2"][-1]))
+    assert norms["trace", 400.0] - norms["trace", 100.0] > 0.1, norms  # ridge Var(x) ∝ 1/ν_max
+    assert norms["rate", 100.0] - norms["trace", 100.0] > 0.2, norms
+    assert abs(norms["rate", 400.0] - norms["rate", 100.0]) < 0.02 * norms["rate", 100.0], norms

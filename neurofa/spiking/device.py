@@ -128,7 +128,7 @@ def plan_structure(cfg: Config, eff: EffectiveParameters, data: TaskData) -> Any
         n_train_pres=int(round(eff.duration / eff.t_pres)), n_test_pres=n_test,
         record_interval=eff.record_interval, detail=bool(cfg.simulation.record_detail),
         regular_input=cfg.spiking.input_spikes == "regular", rate_estimator=cfg.spiking.post_signal == "rate",
-        target_trace=has_target and cfg.simulation.filter_target,
+        target_trace=has_target and cfg.simulation.filter_target, expected_trace=cfg.spiking.pre_signal == "rate",
     )
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "interneuron_equations",
     "threshold",
     "reset",
+    "expected_trace",
     "forward_synapse",
     "apical_inhibition_synapse",
     "backprojection_synapse",
@@ -80,6 +81,17 @@ _GATES = """
 anneal_rate : Hz (shared, constant)
 learn = gate_learn(t)/(1.0 + t*anneal_rate) : 1 (constant over dt)
 """
+
+
+def expected_trace() -> str:
+    r"""The trace's expectation given the cell's rate, τ_s ẋ_r = φ(ŭ) − x_r (``spiking.pre_signal = 'rate'``).
+
+    x_r is what the trace x would be without shot noise (E[x | rate history] = x_r). As the presynaptic factor of the
+    forward, W^{IP} and B^{PI} rules it removes the errors-in-variables bias of reading a noisy trace in both the
+    dendritic prediction and the factor: E[(φ(ŭ) − φ(v̂)) x_j] contains −ρ φ' (g_bas/(g_l+g_bas)) w_j Var(x_j),
+    a ridge of strength Var(x) = φ/(2 ν_max τ_s) (:mod:`neurofa.spiking.params`), while the shot noise
+    x − x_r is independent of x_r. The dendrites still read x."""
+    return "dxr/dt = (rate - xr)/tau_s : 1\n"
 
 
 def threshold(regular: bool = False) -> str:
@@ -199,57 +211,61 @@ phi_hat = {phi_hat} : 1 (constant over dt)
 
 
 def _urbanczik_senn(summed: str, cell: str, other: str, low_pass: bool,
-                    rate_estimator: bool = False) -> tuple[str, str | None]:
+                    rate_estimator: bool = False, factor: str = "x") -> tuple[str, str | None]:
     """Model and spike code of Ẇ = η λ [S_cell/ν_max − φ(v̂_cell)] x_other, where ``cell`` ('post' or 'pre') is the
     side whose spikes and dendritic prediction drive the rule and ``other`` the side whose trace is the factor.
 
     ``rate_estimator``: the somatic rate φ(ŭ_cell) replaces S_cell/ν_max (its expectation), a voltage-based
-    Urbanczik–Senn rule without the postsynaptic count noise; there is then no spike code."""
+    Urbanczik–Senn rule without the postsynaptic count noise; there is then no spike code. ``factor``: the
+    trace variable of the ``other`` side that multiplies the error (``x``, or ``xr`` for :func:`expected_trace`)."""
     head = "eta : Hz (shared, constant)\n" + summed
     post_rate = f"(rate_{cell} - phi_hat_{cell})" if rate_estimator else f"(-phi_hat_{cell})"
     if low_pass:
         model = head + f"""tau_lo : second (shared, constant)
 dw/dt = delta : 1 (clock-driven)
-ddelta/dt = (-delta + eta*learn_{cell}*{post_rate}*x_{other})/tau_lo : Hz (clock-driven)
+ddelta/dt = (-delta + eta*learn_{cell}*{post_rate}*{factor}_{other})/tau_lo : Hz (clock-driven)
 """
-        jump = f"delta += eta*learn_{cell}*x_{other}/(nu_max_{cell}*tau_lo)"
+        jump = f"delta += eta*learn_{cell}*{factor}_{other}/(nu_max_{cell}*tau_lo)"
     else:
-        model = head + f"dw/dt = eta*learn_{cell}*{post_rate}*x_{other} : 1 (clock-driven)\n"
-        jump = f"w += eta*learn_{cell}*x_{other}/nu_max_{cell}"
+        model = head + f"dw/dt = eta*learn_{cell}*{post_rate}*{factor}_{other} : 1 (clock-driven)\n"
+        jump = f"w += eta*learn_{cell}*{factor}_{other}/nu_max_{cell}"
     return model, None if rate_estimator else jump
 
 
 def forward_synapse(target: str, plastic: bool, low_pass: bool,
-                    rate_estimator: bool = False) -> tuple[str, str | None]:
+                    rate_estimator: bool = False, factor: str = "x") -> tuple[str, str | None]:
     """Model and ``on_post`` code of a forward (W) or pyramidal-to-interneuron (W^{IP}) projection writing
     ``target`` (v_bas or v_den); Urbanczik–Senn plasticity with the spike-based postsynaptic estimator (or, with
-    ``rate_estimator``, the somatic rate)."""
+    ``rate_estimator``, the somatic rate); ``factor`` the presynaptic trace variable of the rule."""
     summed = f"{target}_post = w*x_pre : 1 (summed)\n"
     if not plastic:
         return "w : 1\n" + summed, None
-    return _urbanczik_senn(summed, "post", "pre", low_pass, rate_estimator)
+    return _urbanczik_senn(summed, "post", "pre", low_pass, rate_estimator, factor)
 
 
-def apical_inhibition_synapse(plastic: bool) -> str:
-    """Interneurons to apical dendrites (B^{PI}): Ḃ^{PI} = −η_PI λ v_api x^I (Sacramento2018 Eq 9)."""
+def apical_inhibition_synapse(plastic: bool, factor: str = "x") -> str:
+    """Interneurons to apical dendrites (B^{PI}): Ḃ^{PI} = −η_PI λ v_api x^I (Sacramento2018 Eq 9); ``factor`` the
+    presynaptic trace variable of the rule."""
     summed = "v_api_I_post = w*x_pre : 1 (summed)\n"
     if not plastic:
         return "w : 1\n" + summed
-    return "eta : Hz (shared, constant)\n" + summed + "dw/dt = -eta*learn_post*v_api_post*x_pre : 1 (clock-driven)\n"
+    return ("eta : Hz (shared, constant)\n" + summed
+            + f"dw/dt = -eta*learn_post*v_api_post*{factor}_pre : 1 (clock-driven)\n")
 
 
 def backprojection_synapse(mode: str, plastic: bool, low_pass: bool,
-                           rate_estimator: bool = False) -> tuple[str, str | None]:
+                           rate_estimator: bool = False, factor: str = "x") -> tuple[str, str | None]:
     """Backprojection B_ℓ from layer ℓ+1 (pre) to the apical dendrites of layer ℓ (post); model and ``on_pre``.
 
     ``pal`` (and ``fa`` with η_bw = σ = 0): Ḃ = η_bw λ (ξ_post x^HP_pre − α B) (Max2024);
-    ``bp``: the mirrored increments of W_{ℓ+1} (module docstring).
+    ``bp``: the mirrored increments of W_{ℓ+1} (module docstring), with ``factor`` as W's presynaptic trace.
+    PAL's rule keeps the spike trace: its signal is the noise ξ carried by the spikes of layer ℓ+1.
     """
     summed = "v_api_B_post = w*x_pre : 1 (summed)\n"
     if not plastic:
         return "w : 1\n" + summed, None
     if mode == "bp":  # B_ij receives what W_{ℓ+1, ji} receives: the rule with pre and post swapped
-        return _urbanczik_senn(summed, "pre", "post", low_pass, rate_estimator)
+        return _urbanczik_senn(summed, "pre", "post", low_pass, rate_estimator, factor)
     model = ("eta : Hz (shared, constant)\nalpha : 1 (shared, constant)\n" + summed
              + "dw/dt = eta*learn_post*(noise_post*xhp_pre - alpha*w) : 1 (clock-driven)\n")
     return model, None

@@ -52,6 +52,7 @@ class Structure:
     regular_input: bool = False
     rate_estimator: bool = False
     target_trace: bool = False
+    expected_trace: bool = False
 
     @property
     def n_layers(self) -> int:
@@ -151,6 +152,8 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     objects: dict[str, Any] = {}
 
     def group(name: str, n: int, eqs: str, high_pass: bool, order: int, regular: bool = False) -> NeuronGroup:
+        if s.expected_trace:
+            eqs += eq.expected_trace()
         g = NeuronGroup(n, eqs, threshold=eq.threshold(regular), reset=eq.reset(high_pass, regular),
                         method="euler", namespace=namespace, name=f"{prefix}_{name}", order=order, dt=s.dt * ms)
         objects[name] = g
@@ -172,15 +175,16 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
         objects[name] = syn
         return syn
 
+    factor = "xr" if s.expected_trace else "x"  # presynaptic factor of W, W^IP, B^PI (and bp's B)
     for ell in range(1, N + 1):
-        model, on_post = eq.forward_synapse("v_bas", s.fw_plastic[ell - 1], s.low_pass, s.rate_estimator)
+        model, on_post = eq.forward_synapse("v_bas", s.fw_plastic[ell - 1], s.low_pass, s.rate_estimator, factor)
         synapses(f"W{ell}", f"P{ell - 1}", f"P{ell}", model, on_post=on_post)
     for ell in range(1, N):
-        model, on_post = eq.forward_synapse("v_den", s.ip_plastic[ell - 1], s.low_pass, s.rate_estimator)
+        model, on_post = eq.forward_synapse("v_den", s.ip_plastic[ell - 1], s.low_pass, s.rate_estimator, factor)
         synapses(f"WIP{ell}", f"P{ell}", f"I{ell}", model, on_post=on_post)
-        synapses(f"BPI{ell}", f"I{ell}", f"P{ell}", eq.apical_inhibition_synapse(s.pi_plastic[ell - 1]))
+        synapses(f"BPI{ell}", f"I{ell}", f"P{ell}", eq.apical_inhibition_synapse(s.pi_plastic[ell - 1], factor))
         model, on_pre = eq.backprojection_synapse("bp" if s.mode == "bp" else "pal", s.bw_plastic[ell - 1],
-                                                  s.low_pass, s.rate_estimator)
+                                                  s.low_pass, s.rate_estimator, factor)
         synapses(f"B{ell}", f"P{ell + 1}", f"P{ell}", model, on_pre=on_pre)
 
     circuit = Circuit(s, Network(), objects, timed)
