@@ -106,7 +106,8 @@ low-pass of the increments does not shrink the random walk of W itself: its inte
   input's traces. ``simulation.filter_target`` passes the target through the same trace filter (a teacher whose
   signal arrives through synapses), so target and inputs switch together. Measured on the mean field of
   models/spiking_yinyang_fa.yaml (seed 0, 10 epochs; :func:`mean_field_config` with a coarser dt): t_pres 200 ms
-  with the filtered target 94.3 % at dt 2 ms, 92.2 % at dt 1 ms; unfiltered, t_pres 400 ms, 87.4 % at dt 4 ms.
+  with the filtered target 94.3 % at dt 2 ms, 92.2 % at dt 1 ms, 91.7 % at dt 0.5 ms (seeds 1, 2 at dt 1 ms:
+  92.7, 93.6 %); unfiltered, t_pres 400 ms, 87.4 % at dt 4 ms.
   Caution: Yin-Yang's learning rates (η_hidden = 160/ms × f(t) at t_pres = 2 ms in the rate model) move the hidden
   weights so much within one presentation that the rate model is not converged in dt: models/yinyang_fa.yaml,
   seed 0, 10 epochs, no filter reaches 93.6 % at its dt = 0.1 ms (20 steps per presentation) but 75.5 % at
