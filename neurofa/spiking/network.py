@@ -152,8 +152,8 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     objects: dict[str, Any] = {}
 
     def group(name: str, n: int, eqs: str, high_pass: bool, order: int, regular: bool = False) -> NeuronGroup:
-        if s.expected_trace:
-            eqs += eq.expected_trace()
+        if s.expected_trace and name != f"P{N}":  # x_r is read by the rules of every cell's outgoing synapses
+            eqs += eq.expected_trace()  # except the output's (its B rule reads xhp, its trace feeds dendrites only)
         g = NeuronGroup(n, eqs, threshold=eq.threshold(regular), reset=eq.reset(high_pass, regular),
                         method="euler", namespace=namespace, name=f"{prefix}_{name}", order=order, dt=s.dt * ms)
         objects[name] = g
