@@ -21,13 +21,39 @@ __all__ = [
 ]
 
 
+#: squared Frobenius norms (and their product) outside (_LOW, _HIGH) are recomputed on rescaled matrices
+_LOW, _HIGH = 1e-300, 1e300
+
+
+def _inner_and_norms(a: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    inner = np.sum(a * c, axis=(-2, -1))
+    na2 = np.sum(a * a, axis=(-2, -1))
+    nc2 = np.sum(c * c, axis=(-2, -1))
+    return inner, na2, nc2
+
+
 def _frobenius_cos(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """⟨A, C⟩_F / (‖A‖_F ‖C‖_F) over the last two axes; NaN where A or C is zero.
+
+    The cosine does not depend on the matrices' scales, so where a squared norm or their product would underflow
+    or overflow (entries below ~1e-150 or above ~1e150) it is computed from the matrices divided by their largest
+    |entry|. Everywhere else the plain formula is used unchanged.
+    """
     a = np.asarray(a, dtype=float)
     c = np.asarray(c, dtype=float)
     if a.shape[-2:] != c.shape[-2:]:
         raise ValueError(f"matrix shapes differ: {a.shape[-2:]} vs {c.shape[-2:]}")
-    inner = np.sum(a * c, axis=(-2, -1))
-    norms = np.sqrt(np.sum(a * a, axis=(-2, -1)) * np.sum(c * c, axis=(-2, -1)))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        inner, na2, nc2 = _inner_and_norms(a, c)
+        product = na2 * nc2
+        ok = (na2 > _LOW) & (nc2 > _LOW) & (product > _LOW) & (product < _HIGH) & np.isfinite(inner)
+    if not np.all(ok):
+        sa = np.max(np.abs(a), axis=(-2, -1), keepdims=True)
+        sc = np.max(np.abs(c), axis=(-2, -1), keepdims=True)
+        inner_s, na2_s, nc2_s = _inner_and_norms(a / np.where(sa > 0, sa, 1.0), c / np.where(sc > 0, sc, 1.0))
+        inner = np.where(ok, inner, inner_s)
+        product = np.where(ok, product, na2_s * nc2_s)
+    norms = np.sqrt(product)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(norms > 0, inner / np.where(norms > 0, norms, 1.0), np.nan)
     return np.clip(cos, -1.0, 1.0)
