@@ -4,7 +4,7 @@ Both backends build their start from these functions, so a configuration and a s
 weights, the same sequence of presented samples and the same targets in both (the precondition of
 ``neurofa compare``). Nothing here simulates.
 
-Indexing (SCIENCE.md §2): layers ℓ = 0 (input) … N (output), sizes n_ℓ.
+Indexing (``docs/science.md`` §2.1): layers ℓ = 0 (input) … N (output), sizes n_ℓ.
 
 - ``W[ℓ-1]`` is W_ℓ, forward weights into layer ℓ, shape (S, n_ℓ, n_{ℓ−1}) for S seeds, ℓ = 1 … N;
 - ``B[ℓ-1]`` is B_ℓ, backprojection from layer ℓ+1 to the apical dendrites of layer ℓ, shape (S, n_ℓ, n_{ℓ+1}),
@@ -18,13 +18,16 @@ Random streams: each seed s owns independent generators ``default_rng([s, k])`` 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from neurofa.activations import activation
-from neurofa.config import Config, Plasticity, layer_values
-from neurofa.tasks import TaskData, load_task
+from neurofa.config import Config, Plasticity
+from neurofa.model import Model, compile_model
+from neurofa.tasks import TaskData, load_task, task_spec
+from neurofa.tasks.teacher import teacher_sizes
 
 __all__ = [
     "STREAM_WEIGHTS",
@@ -35,7 +38,6 @@ __all__ = [
     "InitialWeights",
     "uniform_weights",
     "initial_weights",
-    "self_predicting_W_IP",
     "interneuron_scale",
     "presentation_order",
     "steady_state",
@@ -83,17 +85,15 @@ def interneuron_scale(cfg: Config, layer: int) -> float:
     return g.g_bas * (g.g_l + g.g_den) / (g.g_den * (g.g_l + g.g_bas + g_api))
 
 
-def self_predicting_W_IP(cfg: Config, W: list[np.ndarray]) -> list[np.ndarray]:
-    """W^{IP}_ℓ = c_ℓ W_{ℓ+1} for every hidden layer ℓ."""
-    return [interneuron_scale(cfg, ell) * W[ell] for ell in range(1, len(W))]
-
-
-def initial_weights(cfg: Config, seeds: list[int]) -> InitialWeights:
+def initial_weights(cfg: Config, seeds: list[int], model: Model | None = None) -> InitialWeights:
     """Draw W, B (and B^{PI}, W^{IP}) for each seed from its weight stream.
 
-    Draw order per seed: W_1 … W_N, then B_1 … B_{N−1}, then (without self-prediction) B^{PI}, W^{IP}.
-    Feedback mode ``bp`` sets B_ℓ = W_{ℓ+1}ᵀ. In the self-predicting start B^{PI}_ℓ = −B_ℓ and W^{IP}_ℓ = c_ℓ W_{ℓ+1}.
+    Draw order per seed: W_1 … W_N, then B_1 … B_{N−1}, then (without self-prediction) B^{PI}, W^{IP}. The
+    feedback rule then sets B_ℓ(0) from the drawn matrix and W_{ℓ+1} (``bp``: B_ℓ = W_{ℓ+1}ᵀ; the others keep it,
+    :meth:`neurofa.model.rule.FeedbackRule.initial`). In the self-predicting start B^{PI}_ℓ = −B_ℓ and
+    W^{IP}_ℓ = c_ℓ W_{ℓ+1}. ``model`` is the configuration's description (compiled here when not given).
     """
+    model = compile_model(cfg) if model is None else model
     sizes = cfg.network.layers
     net = cfg.network
     per_seed: list[tuple[list[np.ndarray], ...]] = []
@@ -103,8 +103,7 @@ def initial_weights(cfg: Config, seeds: list[int]) -> InitialWeights:
              for i in range(1, len(sizes))]
         B = [uniform_weights(rng, (sizes[i], sizes[i + 1]), net.init_feedback, net.init_feedback_range)
              for i in range(1, len(sizes) - 1)]
-        if cfg.plasticity.feedback == "bp":
-            B = [W[i].T.copy() for i in range(1, len(W))]
+        B = [model.feedback(ell).initial(B[ell - 1], W[ell]) for ell in range(1, len(W))]
         if net.self_predicting:
             B_PI = [-b for b in B]
             W_IP = [interneuron_scale(cfg, ell) * W[ell] for ell in range(1, len(W))]
@@ -123,16 +122,18 @@ def presentation_order(n_samples: int, n_presentations: int, seed: int) -> np.nd
     return np.concatenate([rng.permutation(n_samples) for _ in range(n_epochs)])[:n_presentations]
 
 
-def steady_state(cfg: Config, W: list[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+def steady_state(spec: Config | Model, W: list[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
     r"""Somatic potentials of a microcircuit at its fixed point without target and without apical input.
 
     Hidden layers: u_ℓ = g_bas/(g_l+g_bas+g_api) · W_ℓ φ(u_{ℓ−1}); output: u_N = g_bas/(g_l+g_bas) · W_N φ(u_{N−1}),
     with r_0 = x (the input rates). In the self-predicting state the apical potential vanishes, so this is also the
-    state the network settles to (Sacramento2018). ``W`` entries may carry a leading batch axis; ``x`` is
-    (..., n_samples, n_0). Returns [u_1, …, u_N], each (..., n_samples, n_ℓ).
+    state the network settles to (Sacramento2018). ``spec`` is a configuration or a model description (its transfer
+    function and conductances); ``W`` entries may carry a leading batch axis; ``x`` is (..., n_samples, n_0).
+    Returns [u_1, …, u_N], each (..., n_samples, n_ℓ).
     """
-    phi, _ = activation(cfg.network.activation)
-    g = cfg.conductances
+    name = spec.activation if isinstance(spec, Model) else spec.network.activation
+    phi, _ = activation(name)
+    g = spec.conductances
     r = np.asarray(x, dtype=float)
     us = []
     for i, w in enumerate(W):
@@ -151,17 +152,10 @@ def teacher_weights(cfg: Config, seed: int) -> list[np.ndarray]:
     for the 1-1-1 chain of PAL Fig 4); otherwise they are drawn U(−1, 1) × ``task.teacher_scale`` from the
     teacher stream, with sizes ``task.teacher_layers`` (default: the student's).
     """
-    sizes = cfg.task.teacher_layers or cfg.network.layers
+    sizes = teacher_sizes(cfg)
     shapes = [(sizes[i], sizes[i - 1]) for i in range(1, len(sizes))]
-    if cfg.task.teacher_weights:
+    if cfg.task.teacher_weights:  # their number is checked with the configuration (tasks.teacher.check_teacher)
         flat = np.asarray(cfg.task.teacher_weights, dtype=float)
-        need = sum(a * b for a, b in shapes)
-        if flat.size != need:
-            from neurofa.config import ConfigError
-
-            raise ConfigError(
-                f"task.teacher_weights has {flat.size} values; the teacher {sizes} needs {need}"
-            )
         out, k = [], 0
         for a, b in shapes:
             out.append(flat[k:k + a * b].reshape(a, b))
@@ -175,11 +169,9 @@ def circuit_task(cfg: Config, seed: int) -> TaskData:
     """The task data for one seed; for ``teacher`` the targets are the teacher's output potentials u_N."""
     sizes = cfg.network.layers
     data = load_task(cfg.task, n_in=sizes[0], n_out=sizes[-1], seed=seed)
-    if cfg.task.name == "teacher":
+    if task_spec(cfg.task.name).teacher:
         teacher_cfg = cfg
         if cfg.task.teacher_layers:
-            import dataclasses
-
             teacher_cfg = dataclasses.replace(
                 cfg, network=dataclasses.replace(cfg.network, layers=list(cfg.task.teacher_layers))
             )
@@ -203,15 +195,3 @@ def learning_rate_factor(t_ms: float, plasticity: Plasticity) -> float:
     """
     tau = plasticity.eta_decay
     return 1.0 if tau <= 0.0 else 1.0 / (1.0 + float(t_ms) / tau)
-
-
-def eta_per_layer(cfg: Config) -> dict[str, list[float]]:
-    """Learning rates broadcast to one value per projection: eta_fw (N), eta_ip, eta_pi, eta_bw (N−1 each)."""
-    p = cfg.plasticity
-    n_w = len(cfg.network.layers) - 1
-    return {
-        "eta_fw": layer_values(p.eta_fw, n_w),
-        "eta_ip": layer_values(p.eta_ip, n_w - 1),
-        "eta_pi": layer_values(p.eta_pi, n_w - 1),
-        "eta_bw": layer_values(p.eta_bw, n_w - 1),
-    }

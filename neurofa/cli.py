@@ -13,8 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from neurofa import __version__
-from neurofa.config import ConfigError
+import yaml
+
+from neurofa._version import __version__
+from neurofa.config import ConfigError, apply_overrides, from_dict, load_config
+from neurofa.plotting import plot_run
+from neurofa.results import Result
+from neurofa.runner import run
+from neurofa.sweep import parse_grid, sweep, sweep_figure
+from neurofa.theory import experiment
+from neurofa.validate import compare
 
 __all__ = ["main", "build_parser"]
 
@@ -48,9 +56,6 @@ def _print_summary(summary: dict[str, Any], keys: tuple[str, ...] | None = None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from neurofa.config import load_config
-    from neurofa.runner import run
-
     cfg = load_config(args.config, args.set)
     out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, args.backend)
     result = run(cfg, backend=args.backend, seeds=args.seeds, progress=not args.quiet)
@@ -61,15 +66,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _theory_settings(module: Any, name: str, items: list[str]) -> Any:
-    from neurofa.config import apply_overrides, from_dict
-
     data = apply_overrides({}, items)
     return from_dict(module.Settings, data, source=f"theory {name}")
 
 
 def cmd_theory(args: argparse.Namespace) -> int:
-    from neurofa.theory import experiment
-
     module = experiment(args.name)
     settings = _theory_settings(module, args.name, args.set)
     out = Path(args.out) if args.out else _default_out("theory", args.name + ("-quick" if args.quick else ""))
@@ -83,23 +84,16 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from neurofa.plotting import plot_run
-    from neurofa.results import Result
-
     rundir = Path(args.rundir)
     result = Result.load(rundir)
     figdir = rundir / "figures"
-    experiment = result.dataset.attrs.get("experiment")
-    if experiment:
-        from neurofa.theory import experiment as theory_module
-
-        paths = theory_module(str(experiment)).figure(result, figdir)
+    name = result.dataset.attrs.get("experiment")
+    if name:
+        paths = experiment(str(name)).figure(result, figdir)
     elif "sweep_keys" in result.dataset.attrs:
-        from neurofa.sweep import sweep_figure
-
         paths = sweep_figure(result, figdir)
     else:
-        paths = plot_run(result, figdir)
+        paths = plot_run(result.dataset, figdir)
     for p in paths:
         print(p)
     if not paths:
@@ -108,12 +102,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from neurofa.sweep import parse_grid, sweep
-
     options: dict[str, Any] = {}
     if args.cluster_config:
-        import yaml
-
         path = Path(args.cluster_config)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such cluster configuration file")
@@ -146,8 +136,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from neurofa.validate import compare
-
     scales = [float(s) for s in args.scales.split(",")] if args.scales else None
     out = Path(args.out) if args.out else _default_out("compare", Path(args.config).stem)
     report = compare(args.config, seeds=args.seeds, scales=scales, out=out, overrides=args.set,

@@ -5,20 +5,29 @@ every value to the type its dataclass field declares and checks the constraints,
 with the file, the key path, the bad value and what is allowed (plus a close match for a misspelled key).
 Everything past this module may trust the configuration it receives.
 
-Units: times are in ms, rates in Hz, voltages dimensionless (SCIENCE.md §2).
+Checks that belong to one model kind, task or backend live with that code and register here
+(:func:`register_check`): the model kinds and tasks are checked by :func:`load_config`, a backend's checks by
+:func:`check_backend` before it runs. Choices that other modules register (``plasticity.feedback``, ``task.name``)
+are plain strings in the schema and validated by those checks.
+
+Units: times are in ms, rates in Hz, voltages dimensionless (``docs/science.md`` §2).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import subprocess
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from neurofa._version import __version__
 
 __all__ = [
     "ConfigError",
@@ -38,12 +47,12 @@ __all__ = [
     "apply_overrides",
     "parse_override",
     "validate_dataclass",
+    "register_check",
+    "check_backend",
+    "choice_error",
     "layer_values",
     "provenance",
-    "FEEDBACK_RULES",
-    "MICROCIRCUIT_FEEDBACK",
     "ACTIVATIONS",
-    "TASKS",
 ]
 
 
@@ -52,9 +61,6 @@ class ConfigError(ValueError):
 
 
 ACTIVATIONS = ("logistic", "relu", "tanh", "linear", "softplus")
-FEEDBACK_RULES = ("bp", "fa", "dfa", "sign", "kp", "mirror", "pal")
-MICROCIRCUIT_FEEDBACK = ("bp", "fa", "pal")
-TASKS = ("backprojection", "teacher", "yinyang", "bars", "digits", "mnist")
 
 
 def _meta(minimum: float | None = None, exclusive: bool = False, help: str = "") -> dict[str, Any]:
@@ -92,7 +98,7 @@ class Network:
 
 @dataclass
 class Conductances:
-    """Dendritic microcircuit conductances (SCIENCE.md §2, PAL reference values)."""
+    """Dendritic microcircuit conductances (``docs/science.md`` §2.2, PAL reference values)."""
 
     g_l: float = positive(0.03)
     g_bas: float = nonnegative(0.1)
@@ -104,16 +110,18 @@ class Conductances:
 
 @dataclass
 class Plasticity:
-    """Learning rates and the feedback rule (one enumerated choice, one implementation each).
+    """Learning rates and the feedback rule (one registered choice, one implementation each).
 
-    Microcircuit: ``feedback`` in bp, fa, pal; rates ``eta_fw`` (per layer or one value, 1/ms), ``eta_ip``,
-    ``eta_pi``, ``eta_bw``; PAL noise ``sigma``, ``tau_xi``, ``tau_hp`` (ms) and decay ``alpha``; forward
-    increments low-passed with ``tau_lo`` (ms, 0 = off). Annealing: ``eta_decay`` (ms, 0 = off) multiplies every
-    plastic rate (eta_fw, eta_ip, eta_pi and PAL's eta_bw, hence also its decay eta_bw·alpha) by
-    f(t) = 1 / (1 + t / eta_decay) (:func:`neurofa.circuit.learning_rate_factor`).
+    ``feedback`` names a registered rule: for microcircuits bp, fa, kp, pal (:mod:`neurofa.model.rules`), for
+    discrete-time networks also dfa, sign, mirror (:mod:`neurofa.rate.layered`). Microcircuit rates ``eta_fw``
+    (per layer or one value, 1/ms), ``eta_ip``, ``eta_pi``, ``eta_bw``; PAL noise ``sigma``, ``tau_xi``,
+    ``tau_hp`` (ms) and decay ``alpha`` (also the weight decay λ of ``kp``, per unit of η); forward increments
+    low-passed with ``tau_lo`` (ms, 0 = off). Annealing: ``eta_decay`` (ms, 0 = off) multiplies every plastic rate
+    (eta_fw, eta_ip, eta_pi and PAL's eta_bw, hence also the decays) by f(t) = 1 / (1 + t / eta_decay)
+    (:func:`neurofa.circuit.learning_rate_factor`).
     """
 
-    feedback: Literal["bp", "fa", "dfa", "sign", "kp", "mirror", "pal"] = "pal"
+    feedback: str = "pal"
     learn_forward: bool = True
     learn_lateral: bool = True
     learn_feedback: bool = True
@@ -134,11 +142,12 @@ class Plasticity:
 class Task:
     """The input stream and targets.
 
-    ``name``: backprojection (inputs only, PAL Fig 3), teacher (targets from a fixed teacher network), yinyang,
-    bars, digits (scikit-learn's bundled copy), mnist (local files under ``path``).
+    ``name`` names a registered task (:mod:`neurofa.tasks`): backprojection (inputs only, PAL Fig 3), teacher
+    (targets from a fixed teacher network), yinyang, bars, digits (scikit-learn's bundled copy), mnist (local files
+    under ``path``).
     """
 
-    name: Literal["backprojection", "teacher", "yinyang", "bars", "digits", "mnist"] = "backprojection"
+    name: str = "backprojection"
     t_pres: float = positive(1.0, "presentation time of one input, ms")
     input_low: float = 0.0
     input_high: float = 1.0
@@ -203,7 +212,7 @@ class Spiking:
 
 @dataclass
 class Validation:
-    """Tolerances of ``neurofa compare`` (spiking against its rate mean field, SCIENCE.md §3).
+    """Tolerances of ``neurofa compare`` (spiking against its rate mean field, ``docs/science.md`` §3.5).
 
     The dynamics level runs ``dynamics_duration`` ms with plasticity off and compares per-neuron window means;
     the learning level compares angle curves against the rate seed band (mean ± ``band_sd`` SD) or within
@@ -360,8 +369,46 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+Check = Callable[["Config", str], None]
+_CHECKS: dict[str, list[Check]] = {}
+
+
+def register_check(scope: str) -> Callable[[Check], Check]:
+    """Decorator: ``check(cfg, where)`` runs for every configuration of ``scope`` and raises :class:`ConfigError`.
+
+    Scopes: ``"model"`` and ``"task"`` (run by :func:`load_config`; the check returns early when the configuration
+    is not its model kind or task) and ``"backend:<name>"`` (run by :func:`check_backend`). ``where`` is the
+    ``"file: "`` prefix of every message (empty without a file).
+    """
+
+    def add(check: Check) -> Check:
+        _CHECKS.setdefault(scope, []).append(check)
+        return check
+
+    return add
+
+
+def _run_checks(cfg: Config, scope: str, source: str | None) -> None:
+    for check in _CHECKS.get(scope, []):
+        check(cfg, _where(source))
+
+
+def check_backend(cfg: Config, backend: str, source: str | None = None) -> None:
+    """Run the checks that backend ``backend`` registered (before it simulates ``cfg``)."""
+    _run_checks(cfg, f"backend:{backend}", source)
+
+
+def choice_error(where: str, key: str, value: Any, allowed: typing.Iterable[str], context: str = "") -> ConfigError:
+    """The one-line error of a value outside a registry's choices, with the closest match."""
+    names = sorted(allowed)
+    close = difflib.get_close_matches(str(value), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{where}{key} = {value!r} is not allowed{context}; allowed: {', '.join(names)}{hint}")
+
+
 def validate_dataclass(cfg: Config, source: str | None = None) -> Config:
-    """Cross-field checks of a whole :class:`Config`; raises ConfigError naming the key."""
+    """Cross-field checks of a whole :class:`Config` (generic ones here, then the registered model and task
+    checks); raises ConfigError naming the key."""
     w = _where(source)
     layers = cfg.network.layers
     if len(layers) < 2:
@@ -373,56 +420,8 @@ def validate_dataclass(cfg: Config, source: str | None = None) -> Config:
         rng = getattr(cfg.network, name)
         if rng and (len(rng) != 2 or rng[0] >= rng[1]):
             raise ConfigError(f"{w}network.{name} = {rng!r} is invalid: expected [low, high] with low < high")
-    if cfg.model == "microcircuit":
-        if cfg.plasticity.feedback not in MICROCIRCUIT_FEEDBACK:
-            raise ConfigError(
-                f"{w}plasticity.feedback = {cfg.plasticity.feedback!r} is not allowed for model 'microcircuit'; "
-                f"allowed: {', '.join(MICROCIRCUIT_FEEDBACK)}"
-            )
-        if len(layers) < 3:
-            raise ConfigError(f"{w}network.layers = {layers!r} is invalid: a microcircuit needs a hidden layer")
-        n_w = len(layers) - 1
-        for name, n in (("eta_fw", n_w), ("eta_ip", n_w - 1), ("eta_pi", n_w - 1), ("eta_bw", n_w - 1)):
-            value = getattr(cfg.plasticity, name)
-            if len(value) not in (1, n):
-                raise ConfigError(
-                    f"{w}plasticity.{name} = {value!r} is invalid: give one value or {n} (one per layer)"
-                )
-            if any(v < 0 for v in value):
-                raise ConfigError(f"{w}plasticity.{name} = {value!r} is invalid: learning rates must be ≥ 0")
-        sim = cfg.simulation
-        if sim.dt > cfg.task.t_pres:
-            raise ConfigError(
-                f"{w}simulation.dt = {sim.dt!r} is invalid: must not exceed task.t_pres = {cfg.task.t_pres}"
-            )
-        if sim.record_interval < sim.dt:
-            raise ConfigError(f"{w}simulation.record_interval = {sim.record_interval!r} is invalid: must be ≥ dt")
-        if sim.record_interval > sim.duration:
-            raise ConfigError(
-                f"{w}simulation.record_interval = {sim.record_interval!r} is invalid: must not exceed "
-                f"simulation.duration = {sim.duration!r} (nothing would be recorded)"
-            )
-    if cfg.simulation.filter_target and cfg.model != "microcircuit":
-        raise ConfigError(
-            f"{w}simulation.filter_target = True is not allowed for model {cfg.model!r}; allowed: model 'microcircuit'"
-        )
-    if cfg.task.name == "teacher" and cfg.task.teacher_layers:
-        t = cfg.task.teacher_layers
-        if t[0] != layers[0] or t[-1] != layers[-1]:
-            raise ConfigError(
-                f"{w}task.teacher_layers = {t!r} is invalid: input and output sizes must match network.layers "
-                f"{layers!r}"
-            )
-    if cfg.task.name == "mnist" and not cfg.task.path:
-        raise ConfigError(f"{w}task.path is required for task 'mnist' (a folder with IDX files or an .npz file)")
-    fixed_io = {"yinyang": (4, 3), "bars": (9, 3), "digits": (64, 10), "mnist": (784, 10)}
-    if cfg.task.name in fixed_io:
-        n_in, n_out = fixed_io[cfg.task.name]
-        if layers[0] != n_in or layers[-1] != n_out:
-            raise ConfigError(
-                f"{w}network.layers = {layers!r} is invalid for task {cfg.task.name!r}: "
-                f"needs {n_in} inputs and {n_out} outputs"
-            )
+    _run_checks(cfg, "model", source)
+    _run_checks(cfg, "task", source)
     return cfg
 
 
@@ -447,8 +446,6 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
     """Return a copy of nested ``data`` with dotted-key overrides applied (before validation)."""
-    import copy
-
     data = copy.deepcopy(data)
     if not overrides:
         return data
@@ -520,8 +517,6 @@ def _git_commit() -> str | None:
 
 def provenance() -> dict[str, Any]:
     """Package version and git commit (when the package runs from a git checkout)."""
-    from neurofa import __version__
-
     return {"neurofa_version": __version__, "git_commit": _git_commit()}
 
 

@@ -9,24 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+
+from neurofa.atomic import atomic_write
 
 __all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures"]
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot``, imported on first use (matplotlib falls back to Agg where there is no display)."""
-    import matplotlib.pyplot as plt
-
+    """``matplotlib.pyplot`` (matplotlib falls back to Agg where there is no display)."""
     return plt
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
     """Save ``fig`` to ``path`` atomically and close it."""
-    from neurofa.results import atomic_write
-
-    plt = pyplot()
     path = Path(path)
     atomic_write(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png"))
     plt.close(fig)
@@ -53,7 +51,6 @@ def _time_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
 
 def angle_figure(ds: xr.Dataset, name: str = "angle_B_WT", title: str | None = None) -> Any:
     """Alignment angle per hidden layer over time, mean ± SD over seeds."""
-    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     t, xlabel = _time_axis(ds)
     da = ds[name].transpose("seed", "time", "layer")
@@ -69,7 +66,6 @@ def angle_figure(ds: xr.Dataset, name: str = "angle_B_WT", title: str | None = N
 
 
 def _curve_figure(ds: xr.Dataset, name: str) -> Any:
-    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     t, xlabel = _time_axis(ds)
     da = ds[name]
@@ -88,9 +84,8 @@ def _curve_figure(ds: xr.Dataset, name: str) -> Any:
     return fig
 
 
-def plot_run(result: Any, directory: str | Path) -> list[Path]:
-    """The standard figures of a run: alignment angles, loss and every other per-time curve of the dataset."""
-    ds = result.dataset if hasattr(result, "dataset") else result
+def plot_run(ds: xr.Dataset, directory: str | Path) -> list[Path]:
+    """The standard figures of a run's dataset: alignment angles, loss and every other per-time curve."""
     directory = Path(directory)
     written: list[Path] = []
     if "time" not in ds.dims or "seed" not in ds.dims:
@@ -108,7 +103,6 @@ def plot_run(result: Any, directory: str | Path) -> list[Path]:
 
 
 def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str, ...]) -> Any:
-    plt = pyplot()
     names = tuple(n for n in names if n in rate and n in spiking)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -126,7 +120,6 @@ def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str,
 
 def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4) -> Any:
     """Traces of a few units of seed 0 in both backends (solid: rate, dashed: spiking)."""
-    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     t, xlabel = _time_axis(rate)
     r = rate[name].transpose("seed", "time", ...).values[0]
@@ -142,7 +135,6 @@ def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4)
 
 
 def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
-    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     t, xlabel = _time_axis(rate)
     ts, _ = _time_axis(spiking)
@@ -158,7 +150,6 @@ def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
 
 
 def _convergence(summary: dict[str, Any]) -> Any:
-    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     scales = np.asarray(summary["convergence_scales"], dtype=float)
     errors = np.asarray(summary["convergence_errors"], dtype=float)

@@ -9,9 +9,7 @@ interrupted run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,29 +17,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from neurofa.atomic import atomic_write, atomic_write_text
+from neurofa.plotting import plot_run
+
 __all__ = ["Result", "atomic_write", "atomic_write_text", "to_jsonable", "merge_results", "summary_from_dataset"]
 
 NETCDF_ENGINE = "scipy"
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and rename the temporary file to ``path`` only if it succeeded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -121,9 +102,7 @@ class Result:
         # summary last: its presence marks a complete run directory
         atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
         if plots:
-            from neurofa import plotting
-
-            plotting.plot_run(self, directory / "figures")
+            plot_run(self.dataset, directory / "figures")
         return directory
 
     @classmethod

@@ -1,6 +1,7 @@
 """The one entry point: (configuration, backend, seeds) → :class:`~neurofa.results.Result`.
 
-Backends are modules with ``simulate(cfg, seeds, progress) -> xarray.Dataset``. They share the dataset
+Backends are registered in :data:`BACKENDS` per backend name and model kind as ``simulate(cfg, seeds, progress) ->
+xarray.Dataset``, and their checks run at the edge (:func:`neurofa.config.check_backend`). They share the dataset
 convention below, so ``compare``, ``plot`` and ``sweep`` need nothing backend-specific:
 
 - coords ``seed`` (int), ``time`` (ms for microcircuits, epochs for discrete-time networks; ``time.attrs['units']``),
@@ -22,15 +23,26 @@ convention below, so ``compare``, ``plot`` and ``sweep`` need nothing backend-sp
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from neurofa.config import Config, ConfigError, dump_config, load_config
+import xarray as xr
+
+from neurofa import spiking
+from neurofa.config import Config, ConfigError, check_backend, dump_config, load_config
+from neurofa.rate import layered
+from neurofa.rate import microcircuit as rate_microcircuit
 from neurofa.results import Result, summary_from_dataset, to_jsonable
 
-__all__ = ["run", "BACKENDS", "resolve_seeds"]
+__all__ = ["run", "BACKENDS", "resolve_seeds", "simulator"]
 
-BACKENDS = ("rate", "spiking")
+Simulate = Callable[..., xr.Dataset]
+
+#: backend name → model kind → ``simulate(cfg, seeds, progress)``, one line per implementation
+BACKENDS: dict[str, dict[str, Simulate]] = {
+    "rate": {"microcircuit": rate_microcircuit.simulate, "mlp": layered.simulate},
+    "spiking": {"microcircuit": spiking.simulate},
+}
 
 
 def resolve_seeds(cfg: Config, seeds: int | Iterable[int] | None) -> list[int]:
@@ -49,18 +61,16 @@ def resolve_seeds(cfg: Config, seeds: int | Iterable[int] | None) -> list[int]:
     return out
 
 
-def _backend_module(cfg: Config, backend: str) -> Any:
+def simulator(cfg: Config, backend: str) -> Simulate:
+    """The registered ``simulate`` of ``backend`` for ``cfg``'s model kind, after the backend's checks."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
-    if cfg.model == "mlp":
-        if backend != "rate":
-            raise ConfigError(f"backend = {backend!r} is not allowed for model 'mlp'; allowed: rate")
-        from neurofa.rate import layered as module
-    elif backend == "rate":
-        from neurofa.rate import microcircuit as module
-    else:
-        from neurofa import spiking as module
-    return module
+    kinds = BACKENDS[backend]
+    if cfg.model not in kinds:
+        allowed = ", ".join(name for name, models in BACKENDS.items() if cfg.model in models)
+        raise ConfigError(f"backend = {backend!r} is not allowed for model {cfg.model!r}; allowed: {allowed}")
+    check_backend(cfg, backend)
+    return kinds[cfg.model]
 
 
 def run(
@@ -74,9 +84,9 @@ def run(
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
     seed_list = resolve_seeds(cfg, seeds)
-    module = _backend_module(cfg, backend)
+    simulate = simulator(cfg, backend)
     start = time.perf_counter()
-    ds = module.simulate(cfg, seed_list, progress=progress)
+    ds = simulate(cfg, seed_list, progress=progress)
     wall = time.perf_counter() - start
     extra = ds.attrs.pop("extra_summary", {}) or {}
     ds.attrs.update({"backend": backend, "model": cfg.model, "name": cfg.name})

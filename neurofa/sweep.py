@@ -7,10 +7,10 @@ configuration and the backend. Re-running the same sweep skips finished points, 
 its running task: the scheduler reschedules it and the task skips the seeds already on disk.
 
 Rate points of one configuration differ only by seed, so they run as one batched backend call (several seeds per
-task), chunked so that there are at least twice as many tasks as workers. Spiking points run one seed per task,
-ordered by model structure and pinned (loosely) to one worker per structure, so that the spiking backend's
-per-process standalone build is reused; Brian2 is imported when each worker starts (it cannot be imported from a
-worker thread).
+task), chunked so that there are at least twice as many tasks as workers. Spiking points are grouped by the
+standalone build they need (:func:`neurofa.spiking.structure_key`); each group runs in sequence within as few tasks
+as keep the workers busy, so a structure is compiled once per task and points that differ only in run arguments
+reuse it. Brian2 is imported when each worker starts (it cannot be imported from a worker thread).
 
 At the end the points are merged into ``results.nc`` with the grid keys as dimensions
 (``attrs['sweep_keys']``), ``summary.json`` (per grid point the final metrics, mean and SD over seeds, and the
@@ -23,6 +23,8 @@ Clusters: ``local`` starts a :class:`dask.distributed.LocalCluster` of worker pr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
@@ -32,6 +34,7 @@ import os
 import socket
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,17 +44,23 @@ from typing import Any, NamedTuple
 import dask
 import numpy as np
 import xarray as xr
+from dask.distributed import Client, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
+from tqdm.auto import tqdm
 
 from neurofa.config import Config, ConfigError, dump_config, load_config, parse_override, to_dict
+from neurofa.plotting import pyplot, save_figure
 from neurofa.results import (
     NETCDF_ENGINE,
     Result,
     atomic_write,
     atomic_write_text,
     merge_results,
+    summary_from_dataset,
     to_jsonable,
 )
+from neurofa.runner import BACKENDS, resolve_seeds, run, simulator
+from neurofa.spiking import structure_key
 
 __all__ = [
     "ClusterError",
@@ -124,10 +133,6 @@ def _split_values(text: str) -> list[str]:
 
 def _check_key(key: str) -> None:
     """Raise ConfigError unless ``key`` is a dotted path to a field of :class:`Config`."""
-    import dataclasses
-    import difflib
-    import typing
-
     cls: Any = Config
     prefix = ""
     for part in key.split("."):
@@ -228,16 +233,18 @@ def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _simulate(cfg: Config, backend: str | Callable[..., xr.Dataset], seeds: list[int]) -> xr.Dataset:
-    """One batched backend call for ``seeds`` (runner.run for a named backend; a callable is used as ``simulate``)."""
+def _simulate(cfg: Config, backend: str | Callable[..., xr.Dataset],
+              seeds: list[int]) -> tuple[xr.Dataset, dict[str, Any]]:
+    """One batched backend call for ``seeds`` (runner.run for a named backend; a callable is used as ``simulate``),
+    and the backend's own summary keys (e.g. ``spiking_builds``)."""
     if isinstance(backend, str):
-        from neurofa.runner import run
-
-        return run(cfg, backend=backend, seeds=seeds, progress=False).dataset
+        result = run(cfg, backend=backend, seeds=seeds, progress=False)
+        keys = set(result.summary) - set(summary_from_dataset(result.dataset))
+        return result.dataset, {k: result.summary[k] for k in sorted(keys)}
     ds = backend(cfg, seeds, progress=False)
-    ds.attrs.pop("extra_summary", None)
+    extra = ds.attrs.pop("extra_summary", None) or {}
     ds.attrs.update({"backend": _backend_name(backend), "model": cfg.model, "name": cfg.name})
-    return ds
+    return ds, to_jsonable(extra)
 
 
 def run_point_task(
@@ -253,8 +260,6 @@ def run_point_task(
     A model error (an exception of the backend) is returned as a failure record for every seed of the task, since
     rerunning a deterministic simulation would fail again; an I/O error propagates, so that Dask retries the task.
     """
-    from neurofa.results import summary_from_dataset
-
     directory = Path(points_dir)
     todo = [s for s in seeds if not _is_finished(directory, phash, s)]
     records: list[dict[str, Any]] = [{"seed": s, "ok": True, "skipped": True} for s in seeds if s not in todo]
@@ -263,7 +268,7 @@ def run_point_task(
     start = time.perf_counter()
     try:
         cfg = load_config(cfg_data)
-        ds = _simulate(cfg, backend, todo)
+        ds, backend_summary = _simulate(cfg, backend, todo)
     except Exception as exc:
         return records + [{"seed": s, "ok": False, "error": f"{type(exc).__name__}: {exc}"} for s in todo]
     wall = time.perf_counter() - start
@@ -280,6 +285,7 @@ def run_point_task(
             "summary": summary_from_dataset(one),
             "batch_seeds": todo,
             "batch_wall_time_s": wall,
+            "batch_backend_summary": backend_summary,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -320,20 +326,16 @@ def open_cluster(
     cluster: str, workers: int | None, options: dict[str, Any], out: Path
 ) -> Iterator[tuple[Any, int]]:
     """Yield ``(client, expected_workers)`` for ``local``, ``slurm`` or a scheduler address; close what it started."""
-    from dask.distributed import Client
-
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers = {workers} is invalid: must be ≥ 1")
     if cluster == "local":
-        from dask.distributed import LocalCluster
-
         n = workers or 2
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR) as local, Client(local) as client:
             yield client, n
     elif cluster == "slurm":
         opts = _check_options(options)
-        try:
+        try:  # an optional dependency (extra 'cluster')
             from dask_jobqueue import SLURMCluster
         except ImportError:
             raise ClusterError("--cluster slurm needs dask-jobqueue: pip install 'neurofa[cluster]'") from None
@@ -384,13 +386,35 @@ def plan_tasks(todo: list[list[int]], n_workers: int, batched: bool) -> list[tup
     return [(i, chunk) for i, seeds in enumerate(todo) if seeds for chunk in _chunks(seeds, size)]
 
 
-def _structure_key(cfg: Config, phash: str) -> str:
-    """The spiking backend's ``structure_key(cfg)`` when it defines one (points sharing it reuse a standalone
-    build), else the configuration hash."""
-    from neurofa import spiking
+def plan_structure_tasks(todo: list[list[int]], groups: list[str], n_workers: int) -> list[list[tuple[int, list[int]]]]:
+    """Spiking points grouped by the build they need (``groups[i]``, the structure key of grid point i): each
+    group's (point, seed) pairs run in sequence within max(1, ``n_workers`` // number of groups) tasks, so that a
+    structure is compiled once per task — two structures on one worker are two builds, whatever the grid."""
+    by_group: dict[str, list[tuple[int, int]]] = {}
+    for i, seeds in enumerate(todo):
+        for seed in seeds:
+            by_group.setdefault(groups[i], []).append((i, seed))
+    per_group = max(1, n_workers // max(1, len(by_group)))
+    tasks = []
+    for items in by_group.values():
+        for part in np.array_split(np.arange(len(items)), min(per_group, len(items))):
+            tasks.append([(items[k][0], [items[k][1]]) for k in part])
+    return tasks
 
-    key = getattr(spiking, "structure_key", None)
-    return str(key(cfg)) if key else phash
+
+def _structure_key(cfg: Config) -> str:
+    """The spiking build a point needs (:func:`neurofa.spiking.structure_key`)."""
+    return structure_key(cfg)
+
+
+def run_points_task(items: list[tuple[dict[str, Any], dict[str, Any], str, list[int]]],
+                    backend: str | Callable[..., xr.Dataset], points_dir: str) -> list[dict[str, Any]]:
+    """Worker side: :func:`run_point_task` for each (configuration, coords, hash, seeds) in turn; every record
+    carries the position of its item."""
+    records = []
+    for k, (cfg_data, coords, phash, seeds) in enumerate(items):
+        records += [{**rec, "item": k} for rec in run_point_task(cfg_data, backend, seeds, coords, points_dir, phash)]
+    return records
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -491,8 +515,6 @@ def sweep(
     are kept, so calling again with the same arguments resumes (and retries failed points). Returns the merged
     result; points that failed are listed in ``.failed`` and summary.json, and their values in the dataset are NaN.
     """
-    from neurofa.runner import BACKENDS, resolve_seeds
-
     started = time.perf_counter()
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
@@ -511,6 +533,12 @@ def sweep(
         except ConfigError as exc:
             where = ", ".join(f"{k}={v!r}" for k, v in point.items())
             raise ConfigError(f"grid point {where}: {exc}") from None
+        if isinstance(backend, str):  # the backend's own checks, before anything starts
+            try:
+                simulator(configs[-1], backend)
+            except ConfigError as exc:
+                where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise ConfigError(f"grid point {where}: {exc}") from None
     seed_list = resolve_seeds(base, seeds)
     name = _backend_name(backend)
     hashes = [point_hash(c, name) for c in configs]
@@ -572,9 +600,6 @@ def _run_tasks(
     progress: bool,
 ) -> tuple[int, list[FailedPoint]]:
     """Submit the unfinished points, follow them as they complete, return (points computed, failures)."""
-    from dask.distributed import as_completed
-    from tqdm.auto import tqdm
-
     spiking = backend == "spiking"
     failed: list[FailedPoint] = []
     computed = 0
@@ -584,33 +609,32 @@ def _run_tasks(
             _print_dashboard(client)
         if spiking:
             client.register_plugin(Brian2Preload())
-        tasks = plan_tasks(todo, n_workers, batched=not spiking)
-        groups = [_structure_key(configs[i], hashes[i]) if spiking else hashes[i] for i, _ in tasks]
-        order = sorted(range(len(tasks)), key=lambda k: groups[k])  # one structure after another
-        addresses = sorted(client.scheduler_info().get("workers", {})) if spiking else []
-        structures = list(dict.fromkeys(groups[o] for o in order))
-        pinned = {g: addresses[k % len(addresses)] for k, g in enumerate(structures)} if addresses else {}
+            groups = [_structure_key(c) if seeds else "" for c, seeds in zip(configs, todo)]
+            tasks = plan_structure_tasks(todo, groups, n_workers)
+        else:
+            tasks = [[item] for item in plan_tasks(todo, n_workers, batched=True)]
         futures = {}
-        for k in order:
-            i, chunk = tasks[k]
-            where = {"workers": [pinned[groups[k]]], "allow_other_workers": True} if groups[k] in pinned else {}
-            future = client.submit(run_point_task, to_dict(configs[i]), backend, chunk, coords[i], points_dir,
-                                   hashes[i], key=f"neurofa-point-{hashes[i]}-{chunk[0]}-{len(chunk)}",
-                                   retries=TASK_RETRIES, pure=False, **where)
-            futures[future] = (i, chunk)
+        for task in tasks:
+            items = [(to_dict(configs[i]), coords[i], hashes[i], seeds) for i, seeds in task]
+            first_i, first_seeds = task[0]
+            future = client.submit(run_points_task, items, backend, points_dir,
+                                   key=f"neurofa-points-{hashes[first_i]}-{first_seeds[0]}-{len(task)}",
+                                   retries=TASK_RETRIES, pure=False)
+            futures[future] = task
         with tqdm(total=n_total, initial=n_done, unit="point", desc="sweep", disable=not progress) as bar:
             for future in as_completed(futures):
-                i, chunk = futures[future]
+                task = futures[future]
                 if future.status == "finished":
                     records = future.result()
                 else:
                     error = future.exception() if future.status == "error" else future.status
-                    records = [{"seed": s, "ok": False, "error": f"{type(error).__name__}: {error}"} for s in chunk]
+                    records = [{"seed": s, "ok": False, "error": f"{type(error).__name__}: {error}", "item": k}
+                               for k, (_, seeds) in enumerate(task) for s in seeds]
                 for rec in records:
                     if rec["ok"]:
                         computed += not rec["skipped"]
                     else:
-                        failed.append(FailedPoint({**coords[i], "seed": rec["seed"]}, rec["error"]))
+                        failed.append(FailedPoint({**coords[task[rec["item"]][0]], "seed": rec["seed"]}, rec["error"]))
                 bar.update(len(records))
     return computed, failed
 
@@ -622,8 +646,6 @@ def _run_tasks(
 def sweep_figure(result: Result, directory: str | Path) -> list[Path]:
     """For each grid key, the final metrics (main metric first) against the key's values, mean ± SD over seeds;
     one line per combination of the other keys' values (pooled when there are more than eight)."""
-    from neurofa.plotting import pyplot, save_figure
-
     ds = result.dataset
     keys = ds.attrs.get("sweep_keys", [])
     if isinstance(keys, str):

@@ -1,10 +1,11 @@
 """Validation: the spiking microcircuit checked against its rate mean field, with numbers and a verdict.
 
-The spiking model is the rate model with Poisson spikes (SCIENCE.md §3). :func:`compare` runs a configuration with
-the spiking backend and the rate backend configured as its exact mean field
+The spiking model is the rate model with Poisson spikes (``docs/science.md`` §3). :func:`compare` runs a
+configuration with the spiking backend and the rate backend configured as its exact mean field
 (:func:`neurofa.spiking.params.mean_field_config`: same synaptic filter τ_s, time step, presentation time and PAL
 time constants; ``simulation.scheme = 'instant'``), from the same seeds, initial weights and input stream
-(:mod:`neurofa.circuit`), so that the two differ only by spike noise. It judges three levels:
+(:mod:`neurofa.circuit`), so that the two differ only by spike noise. Both interpret one model description. It
+judges these levels:
 
 - **dynamics** (plasticity off, PAL noise off so that the rate reference is deterministic): time averages of every
   neuron's rate and basal potential over the run (after the first record window), spiking against rate across
@@ -37,9 +38,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurofa.config import Config, ConfigError, apply_overrides, dump_config, load_config, to_dict
+from neurofa.config import Config, ConfigError, apply_overrides, check_backend, dump_config, load_config, to_dict
+from neurofa.model import compile_model
+from neurofa.model.rule import feedback_rule
+from neurofa.plotting import comparison_figures
 from neurofa.results import NETCDF_ENGINE, atomic_write, atomic_write_text, to_jsonable
-from neurofa.runner import resolve_seeds
+from neurofa.runner import resolve_seeds, run
+from neurofa.spiking.params import effective_parameters, mean_field_config
+from neurofa.tasks import task_spec
 from neurofa.validation_stats import agreement, band_check, convergence_slope
 
 __all__ = [
@@ -78,8 +84,6 @@ class Report:
         merged = combined_dataset(self.datasets)
         atomic_write(directory / "results.nc", lambda p: merged.to_netcdf(p, engine=NETCDF_ENGINE))
         if plots:
-            from neurofa.plotting import comparison_figures
-
             comparison_figures(self.datasets, self.summary, directory / "figures")
         atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
         return directory
@@ -229,10 +233,12 @@ def _replace(cfg: Config, **sections: dict[str, Any]) -> Config:
 def dynamics_config(cfg: Config) -> Config:
     """Plasticity and PAL noise off, per-neuron window means on, ``validation.dynamics_duration`` long.
 
-    Without plasticity PAL differs from FA only by its apical noise, whose realisations differ between the
-    backends; the dynamics level therefore runs the ``fa`` circuit (same weights, no noise).
+    Without plasticity a rule may still differ from fixed feedback by its apical noise (PAL), whose realisations
+    differ between the backends; the dynamics level therefore runs the rule the feedback rule names as its
+    plasticity-free form (:attr:`neurofa.model.rule.FeedbackRule.without_plasticity`: ``fa`` for PAL; same
+    weights, no noise).
     """
-    feedback = "fa" if cfg.plasticity.feedback == "pal" else cfg.plasticity.feedback
+    feedback = feedback_rule(cfg.plasticity.feedback).without_plasticity
     duration = cfg.validation.dynamics_duration
     t_pres = cfg.task.t_pres
     # at least ~10 windows: the first (settling from the initial state) is dropped from the time averages
@@ -257,8 +263,6 @@ def scaled_config(cfg: Config, scale: float) -> Config:
     (:mod:`neurofa.spiking.params`); they are fixed here at their values for scale 1, so that every scale has the
     same mean field and only the spike noise shrinks.
     """
-    from neurofa.spiking.params import effective_parameters
-
     eff = effective_parameters(cfg)
     pinned = {"t_pres": eff.t_pres, "tau_xi": eff.tau_xi, "tau_hp": eff.tau_hp}
     if eff.sigma > 0:
@@ -266,15 +270,7 @@ def scaled_config(cfg: Config, scale: float) -> Config:
     return _replace(cfg, spiking={**pinned, "nu_max": cfg.spiking.nu_max * float(scale)})
 
 
-def _learns(cfg: Config) -> bool:
-    p = cfg.plasticity
-    return bool((p.learn_forward and any(p.eta_fw)) or (p.learn_feedback and p.feedback == "pal" and any(p.eta_bw))
-                or (p.learn_lateral and (any(p.eta_pi) or any(p.eta_ip))))
-
-
 def _simulate(cfg: Config, backend: str, seeds: list[int], progress: bool) -> xr.Dataset:
-    from neurofa.runner import run
-
     return run(cfg, backend=backend, seeds=seeds, progress=progress).dataset
 
 
@@ -303,8 +299,6 @@ def compare(
         scales = [float(s) for s in scales]
         if len(scales) < 2 or any(s <= 0 for s in scales):
             raise ConfigError(f"--scales = {scales} is invalid: give at least two positive scales, e.g. 1,4,16")
-        from neurofa.spiking.params import effective_parameters
-
         limit = 0.5 / (spiking_cfg.spiking.nu_max * spiking_cfg.spiking.dt / 1000.0)
         if max(scales) > limit:
             top = spiking_cfg.spiking.nu_max * max(scales)
@@ -313,8 +307,7 @@ def compare(
                 f"spiking.dt = {spiking_cfg.spiking.dt} ms; the largest allowed scale is {limit:g}"
             )
         for sc in scales:
-            effective_parameters(scaled_config(dynamics_config(spiking_cfg), sc))
-    from neurofa.spiking.params import mean_field_config
+            check_backend(scaled_config(dynamics_config(spiking_cfg), sc), "spiking")
 
     summary: dict[str, Any] = {"seeds": seed_list}
     datasets: dict[str, xr.Dataset] = {}
@@ -338,11 +331,11 @@ def compare(
                 spk_s = spk if s == 1.0 else pair("dynamics", dynamics_config, s)[1]
                 errors.append(rate_errors(rate, spk_s))
             summary.update(convergence_level(scales, np.array(errors), cfg))
-    if ("learning" in levels or "task" in levels) and _learns(cfg):
+    if ("learning" in levels or "task" in levels) and compile_model(cfg).learns:
         rate, spk = pair("learning", learning_config)
         if "learning" in levels:
             summary.update(learning_level(rate, spk, cfg))
-        if "task" in levels and cfg.task.name != "backprojection":  # no target: no task to judge
+        if "task" in levels and task_spec(cfg.task.name).targets:  # no target: no task to judge
             summary.update(task_level(rate, spk, cfg))
     verdicts = {k: v for k, v in summary.items() if k.endswith("_passed") and k.count("_") == 1}
     passed = bool(verdicts) and all(verdicts.values())

@@ -1,6 +1,6 @@
 """Benchmark of the rate microcircuit: seed-steps per second of the PAL 5-20-10-20-5 network (PAL Fig 3 setting).
 
-Batched: one :class:`neurofa.rate.mc_dynamics.Microcircuit` with S = 1, 10, 100 seeds advances all of them per Euler
+Batched: one :class:`neurofa.rate.dynamics.Microcircuit` with S = 1, 10, 100 seeds advances all of them per Euler
 step (dynamics, PAL noise, plasticity of B and B^PI, a new input every t_pres). Baseline: a plain per-seed loop of the
 same equations, i.e. 10 separate S = 1 circuits stepped one after the other. End to end: :func:`simulate` with
 10 seeds, including recording. The goal (DESIGN.md) is ≥ 150,000 seed-steps/s at ≥ 10 seeds per batch, about 100×
@@ -22,7 +22,7 @@ import numpy as np
 
 from neurofa.circuit import initial_weights
 from neurofa.config import load_config
-from neurofa.rate.mc_dynamics import Microcircuit, NoiseSource
+from neurofa.rate.dynamics import Microcircuit, NoiseSource
 from neurofa.rate.microcircuit import simulate
 from neurofa.results import atomic_write_text
 
@@ -31,7 +31,7 @@ MODEL = ROOT / "models" / "pal_backprojections.yaml"
 
 
 def _circuit(cfg, seeds: list[int]) -> tuple[Microcircuit, NoiseSource, np.ndarray]:
-    net = Microcircuit(cfg, initial_weights(cfg, seeds))
+    net = Microcircuit.of(cfg, initial_weights(cfg, seeds))
     inputs = np.random.default_rng(0).uniform(0.0, 1.0, (100, len(seeds), cfg.network.layers[0]))
     return net, NoiseSource(net, seeds), inputs
 

@@ -137,8 +137,11 @@ def test_dfa_equals_fa_with_one_hidden_layer_and_d_equal_b():
     np.testing.assert_allclose(fa.feedback_angles(), dfa.feedback_angles())
 
 
-def test_unknown_rule_is_a_config_error():
-    with pytest.raises(ConfigError, match="allowed: bp"):
+def test_unknown_rule_fails_at_the_edge_and_in_the_core():
+    with pytest.raises(ConfigError, match=r"plasticity\.feedback = 'bogus'.*model 'mlp'; allowed: bp, dfa, fa"):
+        load_config({"model": "mlp", "network": {"layers": [3, 4, 2]}, "task": {"name": "teacher"},
+                     "plasticity": {"feedback": "bogus"}})
+    with pytest.raises(ValueError, match="allowed: bp"):
         L.hidden_errors("bogus", [], [], [], [], np.zeros(1), np.tanh)
 
 

@@ -12,14 +12,22 @@ import sys
 import numpy as np
 import pytest
 
-from neurofa.config import ConfigError, load_config
-from neurofa.spiking.params import (
-    check_spiking_config,
-    derived_sigma,
-    effective_parameters,
-    mean_field_config,
-    noise_gain,
-)
+from neurofa.circuit import circuit_task, initial_weights
+from neurofa.config import ConfigError, check_backend, load_config
+from neurofa.model import compile_model
+from neurofa.model.rules.pal import derived_sigma, noise_gain
+from neurofa.spiking import run_planned
+from neurofa.spiking.params import effective_parameters, mean_field_config
+from neurofa.spiking.structure import SpikingPlan
+
+
+def check_spiking_config(cfg: object) -> None:
+    check_backend(cfg, "spiking")
+
+
+def plan_and_run(cfg: object) -> tuple:
+    """Structure, run values and monitor output of seed 0 of ``cfg``."""
+    return run_planned(SpikingPlan.of(cfg), circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0)
 
 brian2 = pytest.importorskip("brian2")
 
@@ -39,21 +47,21 @@ def small_config(feedback: str, **overrides: object) -> object:
 @pytest.fixture(scope="module")
 def runs() -> dict[str, object]:
     from neurofa import spiking
-    from neurofa.spiking import device
 
-    before = device.stats()["builds"]
+    before = spiking.build_stats()["builds"]
     out = {
         "pal": spiking.simulate(small_config("pal"), [0, 1], progress=False),
         "pal_again": spiking.simulate(small_config("pal"), [0], progress=False),
         "fa": spiking.simulate(small_config("fa"), [0, 1], progress=False),
         "pal_annealed": spiking.simulate(small_config("pal", **{"plasticity.eta_decay": 20.0}), [0], progress=False),
     }
-    out["builds"] = device.stats()["builds"] - before
+    out["builds"] = spiking.build_stats()["builds"] - before
     return out
 
 
 def test_params_module_does_not_import_brian2() -> None:
-    code = "import sys, neurofa.spiking, neurofa.spiking.params; assert 'brian2' not in sys.modules"
+    code = ("import sys, neurofa, neurofa.spiking, neurofa.spiking.params, neurofa.spiking.structure; "
+            "assert 'brian2' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -83,15 +91,20 @@ def test_effective_parameters_and_mean_field() -> None:
     assert mf.simulation.dt == eff.dt and mf.task.t_pres == eff.t_pres and mf.simulation.tau_syn == eff.tau_s
     assert mf.simulation.scheme == "instant"
     assert mf.plasticity.sigma == pytest.approx(eff.sigma) and mf.plasticity.tau_hp == eff.tau_hp
-    # the mean-field configuration is a fixed point: its own effective parameters are unchanged
+    # the mean-field configuration is a fixed point: its own mean field and timing are unchanged
+    mf2 = mean_field_config(mf)
+    assert mf2.plasticity.eta_bw == pytest.approx(mf.plasticity.eta_bw)
+    assert mf2.plasticity.alpha == pytest.approx(mf.plasticity.alpha)
+    assert compile_model(mf2) == compile_model(mf)
     eff2 = effective_parameters(mf)
-    assert eff2.eta_bw == pytest.approx(eff.eta_bw) and eff2.alpha == pytest.approx(eff.alpha)
     assert eff2.duration == eff.duration and eff2.time_scale == 1.0
     annealed = load_config({"plasticity": {"feedback": "pal", "eta_decay": 20.0}})
     assert effective_parameters(annealed).eta_decay == pytest.approx(20.0 * eff.time_scale)
     assert mean_field_config(annealed).plasticity.eta_decay == pytest.approx(20.0 * eff.time_scale)
-    fa = effective_parameters(load_config({"plasticity": {"feedback": "fa"}}))
-    assert fa.sigma == 0.0 and all(e == 0.0 for e in fa.eta_bw)
+    fa = load_config({"plasticity": {"feedback": "fa"}})
+    assert effective_parameters(fa).sigma == 0.0
+    model = compile_model(mean_field_config(fa))
+    assert model.noise_sigma == 0.0 and not any(p.learns for p in model.of_kind("B"))
 
 
 def test_one_build_serves_all_runs(runs: dict[str, object]) -> None:
@@ -138,14 +151,13 @@ def test_standalone_reports_progress_when_asked(runs: dict[str, object], capfd: 
     import re
 
     from neurofa import spiking
-    from neurofa.spiking import device
 
-    before = device.stats()["builds"]
+    before = spiking.build_stats()["builds"]
     capfd.readouterr()
     spiking.simulate(small_config("pal", **{"spiking.report": True}), [0], progress=True)
     out = capfd.readouterr().out
     assert re.search(r"\(100%\) simulated in \d+ s", out), out[-500:]
-    assert device.stats()["builds"] == before
+    assert spiking.build_stats()["builds"] == before
 
 
 def test_same_seed_same_spikes_different_seed_different(runs: dict[str, object]) -> None:
@@ -176,16 +188,12 @@ def test_model_files_are_valid_spiking_configurations() -> None:
 def coding_runs() -> dict[str, object]:
     """Forward plasticity at the self-predicting fixed point (no target, FA): everything the weights do is noise.
     Two builds: Poisson inputs with the spike-based estimator, regular inputs with the rate estimator."""
-    from neurofa.circuit import circuit_task, initial_weights
-    from neurofa.spiking import device
-
     out = {}
     for name, coding, post in (("spikes", "poisson", "spikes"), ("rate", "regular", "rate")):
         cfg = small_config("fa", **{"plasticity.eta_fw": [0.1], "spiking.input_spikes": coding,
                                     "spiking.post_signal": post, "spiking.nu_max": 500.0, "spiking.tau_s": 20.0,
                                     "simulation.duration": 100.0, "simulation.record_interval": 50.0})
-        eff = effective_parameters(cfg)
-        out[name] = (eff, *device.plan_and_run(cfg, eff, circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0))
+        out[name] = (effective_parameters(cfg), *plan_and_run(cfg))
     return out
 
 
@@ -221,9 +229,6 @@ def test_filtered_target_is_the_trace_of_the_target() -> None:
     """simulation.filter_target: the output is nudged by x_tgt with τ_s ẋ_tgt = u_tgt − x_tgt. With g_bas = 0 and a
     linear (relu) output the recorded φ(ŭ) is c·x_tgt, c = g_ntgt/(g_l + g_ntgt): every 2 ms window mean equals
     the Euler-filtered target, and differs from the unfiltered one by up to c·(1 − 0.2) after each switch."""
-    from neurofa.circuit import circuit_task, initial_weights
-    from neurofa.spiking import device
-
     cfg = load_config({
         "name": "spiking_target_trace",
         "network": {"layers": [9, 4, 3], "activation": "relu"},
@@ -234,8 +239,8 @@ def test_filtered_target_is_the_trace_of_the_target() -> None:
         "spiking": {"device": "cpp_standalone", "report": False, "t_pres": 20.0, "tau_s": 5.0},
     })
     eff = effective_parameters(cfg)
-    s, values, out = device.plan_and_run(cfg, eff, circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0)
-    assert s.target_trace
+    s, values, out = plan_and_run(cfg)
+    assert "dx_tgt/dt" in next(g for g in s.groups if g.name == "P2").equations
     per_window = int(round(eff.record_interval / s.dt))
     n_windows = int(round(s.train_time / eff.record_interval))
     measured = (np.diff(out.layers[("P2", "A_rate")], axis=0) / eff.record_interval)[:n_windows]
@@ -256,9 +261,6 @@ def test_expected_trace_removes_the_errors_in_variables_ridge() -> None:
     E[ΔW] carries −ρ φ' a W Var(x) with Var(x) = φ/(2 ν_max τ_s): W shrinks more at lower ν_max. With
     spiking.pre_signal = 'rate' the factor is x_r = E[x | rate] and the learned W no longer depends on ν_max (same
     mean field, one build per rule, ν_max changed through run_args)."""
-    from neurofa.circuit import circuit_task, initial_weights
-    from neurofa.spiking import device
-
     norms = {}
     for pre in ("trace", "rate"):
         for nu in (100.0, 400.0):
@@ -271,9 +273,8 @@ def test_expected_trace_removes_the_errors_in_variables_ridge() -> None:
                 "spiking": {"device": "cpp_standalone", "report": False, "nu_max": nu, "tau_s": 5.0,
                             "t_pres": 100.0, "pre_signal": pre},
             })
-            eff = effective_parameters(cfg)
-            s, _, out = device.plan_and_run(cfg, eff, circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0)
-            assert s.expected_trace == (pre == "rate")
+            s, _, out = plan_and_run(cfg)
+            assert ("dxr/dt" in next(g for g in s.groups if g.name == "P1").equations) == (pre == "rate")
             norms[pre, nu] = float(np.linalg.norm(out.weights["W2"][-1]))
     assert norms["trace", 400.0] - norms["trace", 100.0] > 0.1, norms  # ridge Var(x) ∝ 1/ν_max
     assert norms["rate", 100.0] - norms["trace", 100.0] > 0.2, norms

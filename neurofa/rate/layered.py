@@ -1,4 +1,4 @@
-r"""Discrete-time layered networks and the one implementation of every feedback rule (SCIENCE.md §1).
+r"""Discrete-time layered networks and the one implementation of every feedback rule (``docs/science.md`` §1).
 
 Network (no biases): h_0 = x, a_ℓ = W_ℓ h_{ℓ−1}, h_ℓ = φ(a_ℓ), output y = h_L (or a_L with a linear read-out),
 loss L = ½‖y − y*‖² averaged over the minibatch. Output error e = ∂L/∂a_L = (y − y*) ⊙ φ'(a_L) (or y − y* for a
@@ -18,8 +18,8 @@ pal       as fa                                                 ΔB_ℓ = η_B(�
 
 Indexing follows :mod:`neurofa.circuit`: every array carries a leading seed axis S; ``W[ℓ−1]`` is W_ℓ with shape
 (S, n_ℓ, n_{ℓ−1}), ℓ = 1 … L; ``B[ℓ−1]`` is the feedback B_ℓ into hidden layer ℓ, shaped like W_{ℓ+1}ᵀ,
-(S, n_ℓ, n_{ℓ+1}) (SCIENCE.md writes it B_{ℓ+1}); ``D[ℓ−1]`` is D_ℓ, (S, n_ℓ, n_L). Activities are (S, batch, n_ℓ);
-inputs may also be (batch, n_0) and broadcast over seeds.
+(S, n_ℓ, n_{ℓ+1}) (the theory papers write it B_{ℓ+1}); ``D[ℓ−1]`` is D_ℓ, (S, n_ℓ, n_L). Activities are
+(S, batch, n_ℓ); inputs may also be (batch, n_0) and broadcast over seeds.
 
 Decay and noise (``StepParams``): forward weights decay as W ← (1 − ηλ)W + ΔW with λ = ``weight_decay``; under kp
 the feedback decays identically, so ‖W_{ℓ+1}(t) − B_ℓ(t)ᵀ‖ = (1 − ηλ)^t ‖W_{ℓ+1}(0) − B_ℓ(0)ᵀ‖ exactly.
@@ -41,23 +41,31 @@ Recorded alignment (``feedback_angles``): the angle between the feedback matrix 
 transport it replaces, ∠(F_ℓ, W_{ℓ+1}ᵀ): F = W_{ℓ+1}ᵀ for bp (recorded as exactly 0°), sign(W_{ℓ+1})ᵀ for sign,
 B_ℓ for fa/kp/mirror/pal. For dfa the transport it replaces is the product (W_L ⋯ W_{ℓ+1})ᵀ, so the angle is
 ∠(D_ℓ, (W_L ⋯ W_{ℓ+1})ᵀ) (for one hidden layer this is ∠(D_1, W_2ᵀ), the FA angle).
+
+Each rule is a :class:`DiscreteRule` in the registry :data:`RULES`: how it carries δ back, which feedback
+matrices it owns, how it updates them and which angle it reports. The pure functions below dispatch on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import xarray as xr
+from tqdm import tqdm
 
 from neurofa.activations import activation
-from neurofa.config import FEEDBACK_RULES, ConfigError
+from neurofa.circuit import STREAM_NOISE, STREAM_ORDER, STREAM_WEIGHTS, stream, teacher_weights, uniform_weights
+from neurofa.config import Config, ConfigError, choice_error, register_check
 from neurofa.metrics import accuracy, alignment_angle, matrix_angle, mse_loss, update_angle
+from neurofa.tasks import TASKS, load_task, task_spec
+from neurofa.tasks.teacher import teacher_task
 
 __all__ = [
     "RULES",
-    "LEARNED_FEEDBACK",
+    "DiscreteRule",
     "forward",
     "output_error",
     "feedback_matrices",
@@ -77,14 +85,6 @@ __all__ = [
 ]
 
 Array = np.ndarray
-RULES = FEEDBACK_RULES
-FA_LIKE = ("fa", "kp", "mirror", "pal")  # rules that send δ through a feedback matrix B
-LEARNED_FEEDBACK = ("kp", "mirror", "pal")
-
-
-def _check_rule(rule: str) -> None:
-    if rule not in RULES:
-        raise ConfigError(f"plasticity.feedback = {rule!r} is not allowed; allowed: {', '.join(RULES)}")
 
 
 def _t(m: Array) -> Array:
@@ -128,46 +128,6 @@ def output_error(a_out: Array, y: Array, target: Array, dphi: Callable[[Array], 
     return e if output_linear else e * dphi(a_out)
 
 
-def feedback_matrices(rule: str, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
-    """The matrices F_ℓ (shaped like W_{ℓ+1}ᵀ) that carry δ_{ℓ+1} to hidden layer ℓ: W_{ℓ+1}ᵀ (bp),
-    sign(W_{ℓ+1})ᵀ (sign) or B_ℓ (fa, kp, mirror, pal). DFA has no layer-to-layer feedback."""
-    _check_rule(rule)
-    if rule == "bp":
-        return [_t(w) for w in W[1:]]
-    if rule == "sign":
-        return [np.sign(_t(w)) for w in W[1:]]
-    if rule in FA_LIKE:
-        return list(B)
-    raise ValueError("dfa sends the output error directly (D); it has no layer-to-layer feedback matrices")
-
-
-def hidden_errors(
-    rule: str,
-    W: Sequence[Array],
-    B: Sequence[Array],
-    D: Sequence[Array],
-    a_list: Sequence[Array],
-    e: Array,
-    dphi: Callable[[Array], Array],
-) -> list[Array]:
-    """Errors [δ_1 … δ_L] (δ_L = e) of every layer under ``rule`` (see the module table).
-
-    Row-vector form: δ_ℓ = φ'(a_ℓ) ⊙ (δ_{ℓ+1} F_ℓᵀ) with F_ℓ from :func:`feedback_matrices`, or
-    δ_ℓ = φ'(a_ℓ) ⊙ (e D_ℓᵀ) for dfa.
-    """
-    _check_rule(rule)
-    n_hidden = len(W) - 1
-    deltas: list[Array] = [np.empty(0)] * n_hidden + [e]
-    if rule == "dfa":
-        for ell in range(n_hidden):
-            deltas[ell] = dphi(a_list[ell]) * (e @ _t(D[ell]))
-        return deltas
-    F = feedback_matrices(rule, W, B)
-    for ell in range(n_hidden - 1, -1, -1):
-        deltas[ell] = dphi(a_list[ell]) * (deltas[ell + 1] @ _t(F[ell]))
-    return deltas
-
-
 def forward_updates(deltas: Sequence[Array], h_list: Sequence[Array], lr: float) -> list[Array]:
     """ΔW_ℓ = −η ⟨δ_ℓ h_{ℓ−1}ᵀ⟩ (mean over the minibatch), each (S, n_ℓ, n_{ℓ−1})."""
     out = []
@@ -201,29 +161,191 @@ def mirror_probe(W: Sequence[Array], xi: Sequence[Array]) -> list[Array]:
     return [x @ _t(w) for w, x in zip(W[1:], xi)]
 
 
+def _noise(net: LayeredNet, rngs: Sequence[np.random.Generator] | None, batch: int, sigma: float) -> list[Array]:
+    if rngs is None:
+        raise ValueError(f"rule {net.rule!r} needs random generators for its noise")
+    return [normal_noise(rngs, (batch, net.sizes[ell + 1]), sigma) for ell in range(len(net.W) - 1)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the rules
+
+
+class DiscreteRule:
+    """How one rule carries the output error back and learns its feedback (base: backprop's weight transport)."""
+
+    name: ClassVar[str] = "bp"
+    #: the rule sends δ through its own feedback matrices B (fa-like) or directly from the output (D)
+    owns_B: ClassVar[bool] = False
+    owns_D: ClassVar[bool] = False
+
+    def feedback(self, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
+        """The matrices F_ℓ (shaped like W_{ℓ+1}ᵀ) that carry δ_{ℓ+1} to hidden layer ℓ."""
+        return list(B)
+
+    def hidden_errors(self, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array], a_list: Sequence[Array],
+                      e: Array, dphi: Callable[[Array], Array]) -> list[Array]:
+        n_hidden = len(W) - 1
+        deltas: list[Array] = [np.empty(0)] * n_hidden + [e]
+        F = self.feedback(W, B)
+        for ell in range(n_hidden - 1, -1, -1):
+            deltas[ell] = dphi(a_list[ell]) * (deltas[ell + 1] @ _t(F[ell]))
+        return deltas
+
+    def angles(self, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array]) -> Array:
+        """∠(F_ℓ, W_{ℓ+1}ᵀ) per hidden layer, (S, L−1)."""
+        F = self.feedback(W, B)
+        return np.stack([alignment_angle(F[ell], W[ell + 1]) for ell in range(len(W) - 1)], axis=-1)
+
+    def forward_noise(self, net: LayeredNet, rngs: Sequence[np.random.Generator] | None, batch: int,
+                      params: StepParams) -> list[Array] | None:
+        """Noise riding on the hidden rates of the training forward pass (PAL), or None."""
+        return None
+
+    def learn_feedback(self, net: LayeredNet, rec: StepRecord, noise: list[Array] | None, params: StepParams,
+                       rngs: Sequence[np.random.Generator] | None) -> None:
+        """Update the rule's feedback matrices after the forward weights changed."""
+
+
+class Backprop(DiscreteRule):
+    name = "bp"
+
+    def feedback(self, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
+        return [_t(w) for w in W[1:]]
+
+    def angles(self, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array]) -> Array:
+        return np.zeros((W[0].shape[0], len(W) - 1))
+
+
+class FeedbackAlignment(DiscreteRule):
+    name = "fa"
+    owns_B = True
+
+
+class SignSymmetry(DiscreteRule):
+    name = "sign"
+
+    def feedback(self, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
+        return [np.sign(_t(w)) for w in W[1:]]
+
+
+class DirectFeedbackAlignment(DiscreteRule):
+    name = "dfa"
+    owns_D = True
+
+    def feedback(self, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
+        raise ValueError("dfa sends the output error directly (D); it has no layer-to-layer feedback matrices")
+
+    def hidden_errors(self, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array], a_list: Sequence[Array],
+                      e: Array, dphi: Callable[[Array], Array]) -> list[Array]:
+        n_hidden = len(W) - 1
+        deltas: list[Array] = [np.empty(0)] * n_hidden + [e]
+        for ell in range(n_hidden):
+            deltas[ell] = dphi(a_list[ell]) * (e @ _t(D[ell]))
+        return deltas
+
+    def angles(self, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array]) -> Array:
+        cols = []
+        for ell in range(len(W) - 1):
+            prod = W[-1]
+            for w in W[-2:ell:-1]:
+                prod = prod @ w
+            cols.append(matrix_angle(D[ell], _t(prod)))
+        return np.stack(cols, axis=-1)
+
+
+class KolenPollack(DiscreteRule):
+    name = "kp"
+    owns_B = True
+
+    def learn_feedback(self, net: LayeredNet, rec: StepRecord, noise: list[Array] | None, params: StepParams,
+                       rngs: Sequence[np.random.Generator] | None) -> None:
+        net.B = kp_feedback_update(net.B, rec.dW, params.lr, params.weight_decay)
+
+
+class WeightMirror(DiscreteRule):
+    name = "mirror"
+    owns_B = True
+
+    def learn_feedback(self, net: LayeredNet, rec: StepRecord, noise: list[Array] | None, params: StepParams,
+                       rngs: Sequence[np.random.Generator] | None) -> None:
+        xi = _noise(net, rngs, rec.e.shape[-2], params.noise)
+        net.B = noise_correlation_update(net.B, xi, mirror_probe(net.W, xi), params.lr_feedback,
+                                         params.feedback_decay)
+
+
+class PhaselessAlignment(DiscreteRule):
+    name = "pal"
+    owns_B = True
+
+    def forward_noise(self, net: LayeredNet, rngs: Sequence[np.random.Generator] | None, batch: int,
+                      params: StepParams) -> list[Array] | None:
+        return _noise(net, rngs, batch, params.noise)
+
+    def learn_feedback(self, net: LayeredNet, rec: StepRecord, noise: list[Array] | None, params: StepParams,
+                       rngs: Sequence[np.random.Generator] | None) -> None:
+        assert noise is not None
+        n_hidden = len(net.W) - 1
+        rates = [a if (ell == n_hidden - 1 and net.output_linear) else net.phi(a)
+                 for ell, a in enumerate(rec.a_list[1:])]
+        if net.hp_mean is None:
+            net.hp_mean = [r.mean(axis=-2) for r in rates]
+        hp = [r - m[..., None, :] for r, m in zip(rates, net.hp_mean)]
+        net.B = noise_correlation_update(net.B, noise, hp, params.lr_feedback, params.feedback_decay)
+        k = params.hp_rate
+        net.hp_mean = [(1.0 - k) * m + k * r.mean(axis=-2) for m, r in zip(net.hp_mean, rates)]
+
+
+#: the registry of discrete-time rules (``plasticity.feedback`` of ``model: mlp``), one line per rule
+RULES: dict[str, DiscreteRule] = {rule.name: rule for rule in (
+    Backprop(),
+    FeedbackAlignment(),
+    DirectFeedbackAlignment(),
+    SignSymmetry(),
+    KolenPollack(),
+    WeightMirror(),
+    PhaselessAlignment(),
+)}
+
+
+def _rule(name: str) -> DiscreteRule:
+    if name not in RULES:  # configurations are validated by check_mlp; this is a programming error
+        raise ValueError(f"rule {name!r} is unknown; allowed: {', '.join(RULES)}")
+    return RULES[name]
+
+
+def feedback_matrices(rule: str, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
+    """The matrices F_ℓ (shaped like W_{ℓ+1}ᵀ) that carry δ_{ℓ+1} to hidden layer ℓ: W_{ℓ+1}ᵀ (bp),
+    sign(W_{ℓ+1})ᵀ (sign) or B_ℓ (fa, kp, mirror, pal). DFA has no layer-to-layer feedback."""
+    return _rule(rule).feedback(W, B)
+
+
+def hidden_errors(
+    rule: str,
+    W: Sequence[Array],
+    B: Sequence[Array],
+    D: Sequence[Array],
+    a_list: Sequence[Array],
+    e: Array,
+    dphi: Callable[[Array], Array],
+) -> list[Array]:
+    """Errors [δ_1 … δ_L] (δ_L = e) of every layer under ``rule`` (see the module table).
+
+    Row-vector form: δ_ℓ = φ'(a_ℓ) ⊙ (δ_{ℓ+1} F_ℓᵀ) with F_ℓ from :func:`feedback_matrices`, or
+    δ_ℓ = φ'(a_ℓ) ⊙ (e D_ℓᵀ) for dfa.
+    """
+    return _rule(rule).hidden_errors(W, B, D, a_list, e, dphi)
+
+
 def feedback_angles(rule: str, W: Sequence[Array], B: Sequence[Array], D: Sequence[Array]) -> Array:
     """Angle (degrees) between each hidden layer's effective feedback and the transport it replaces, (S, L−1).
 
     bp → 0 exactly; sign → ∠(sign(W_{ℓ+1})ᵀ, W_{ℓ+1}ᵀ); fa, kp, mirror, pal → ∠(B_ℓ, W_{ℓ+1}ᵀ);
     dfa → ∠(D_ℓ, (W_L ⋯ W_{ℓ+1})ᵀ).
     """
-    _check_rule(rule)
-    n_hidden = len(W) - 1
-    n_seeds = W[0].shape[0]
-    if n_hidden == 0:
-        return np.zeros((n_seeds, 0))
-    if rule == "bp":
-        return np.zeros((n_seeds, n_hidden))
-    if rule == "dfa":
-        cols = []
-        for ell in range(n_hidden):
-            prod = W[-1]
-            for w in W[-2:ell:-1]:
-                prod = prod @ w
-            cols.append(matrix_angle(D[ell], _t(prod)))
-        return np.stack(cols, axis=-1)
-    F = feedback_matrices(rule, W, B)
-    return np.stack([alignment_angle(F[ell], W[ell + 1]) for ell in range(n_hidden)], axis=-1)
+    if len(W) == 1:
+        return np.zeros((W[0].shape[0], 0))
+    return _rule(rule).angles(W, B, D)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -272,13 +394,13 @@ class LayeredNet:
     hp_mean: list[Array] | None = None
 
     def __post_init__(self) -> None:
-        _check_rule(self.rule)
+        spec = _rule(self.rule)
         self.phi, self.dphi = activation(self.activation)
         n_hidden = len(self.W) - 1
-        if self.rule in FA_LIKE and len(self.B) != n_hidden:
+        if spec.owns_B and len(self.B) != n_hidden:
             raise ValueError(f"rule {self.rule!r} needs {n_hidden} feedback matrices B, got {len(self.B)}")
-        if self.rule == "dfa" and len(self.D) != n_hidden:
-            raise ValueError(f"rule 'dfa' needs {n_hidden} direct feedback matrices D, got {len(self.D)}")
+        if spec.owns_D and len(self.D) != n_hidden:
+            raise ValueError(f"rule {self.rule!r} needs {n_hidden} direct feedback matrices D, got {len(self.D)}")
 
     @property
     def n_seeds(self) -> int:
@@ -319,41 +441,19 @@ def train_step(
 
     ``rngs`` (one generator per seed) supply the noise of mirror and pal; other rules are deterministic.
     """
-    rule = net.rule
-    n_hidden = len(net.W) - 1
-    noise = None
-    if rule == "pal" and n_hidden:
-        if rngs is None:
-            raise ValueError("rule 'pal' needs random generators for its noise")
-        batch = target.shape[-2]
-        noise = [normal_noise(rngs, (batch, net.sizes[ell + 1]), params.noise) for ell in range(n_hidden)]
+    spec = _rule(net.rule)
+    noise = spec.forward_noise(net, rngs, target.shape[-2], params)
     a_list, h_list = net.forward(x, noise)
     y = h_list[-1]
     loss = mse_loss(y, target)
     e = output_error(a_list[-1], y, target, net.dphi, net.output_linear)
-    deltas = net.errors(rule, a_list, e)
+    deltas = net.errors(net.rule, a_list, e)
     dW = forward_updates(deltas, h_list, params.lr)
     shrink = 1.0 - params.lr * params.weight_decay
     net.W = [shrink * w + dw for w, dw in zip(net.W, dW)]
-    if rule == "kp":
-        net.B = kp_feedback_update(net.B, dW, params.lr, params.weight_decay)
-    elif rule == "mirror" and n_hidden:
-        if rngs is None:
-            raise ValueError("rule 'mirror' needs random generators for its noise")
-        batch = target.shape[-2]
-        xi = [normal_noise(rngs, (batch, net.sizes[ell + 1]), params.noise) for ell in range(n_hidden)]
-        net.B = noise_correlation_update(net.B, xi, mirror_probe(net.W, xi), params.lr_feedback,
-                                         params.feedback_decay)
-    elif rule == "pal" and noise is not None:
-        rates = [a if (ell == n_hidden - 1 and net.output_linear) else net.phi(a)
-                 for ell, a in enumerate(a_list[1:])]
-        if net.hp_mean is None:
-            net.hp_mean = [r.mean(axis=-2) for r in rates]
-        hp = [r - m[..., None, :] for r, m in zip(rates, net.hp_mean)]
-        net.B = noise_correlation_update(net.B, noise, hp, params.lr_feedback, params.feedback_decay)
-        k = params.hp_rate
-        net.hp_mean = [(1.0 - k) * m + k * r.mean(axis=-2) for m, r in zip(net.hp_mean, rates)]
-    return StepRecord(a_list, h_list, e, deltas, dW, loss)
+    record = StepRecord(a_list, h_list, e, deltas, dW, loss)
+    spec.learn_feedback(net, record, noise, params, rngs)
+    return record
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -367,8 +467,6 @@ def initial_net(cfg: Any, seeds: Sequence[int]) -> LayeredNet:
     D_1 … D_{L−1} (U[±init_feedback] or ``init_feedback_range``), so W and B equal the microcircuit's for the same
     seed. B is drawn for every rule; bp, sign and dfa ignore it.
     """
-    from neurofa.circuit import STREAM_WEIGHTS, stream, uniform_weights
-
     sizes = list(cfg.network.layers)
     net_cfg = cfg.network
     n = len(sizes)
@@ -386,13 +484,14 @@ def initial_net(cfg: Any, seeds: Sequence[int]) -> LayeredNet:
         return [np.stack([p[i] for p in per_seed]) for i in range(len(per_seed[0]))]
 
     rule = cfg.plasticity.feedback
+    spec = _rule(rule)
     return LayeredNet(
         W=stack(Ws),
         rule=rule,
         activation=net_cfg.activation,
         output_linear=net_cfg.output_linear,
-        B=stack(Bs) if rule in FA_LIKE else [],
-        D=stack(Ds) if rule == "dfa" else [],
+        B=stack(Bs) if spec.owns_B else [],
+        D=stack(Ds) if spec.owns_D else [],
     )
 
 
@@ -421,16 +520,8 @@ class _Data:
 
 
 def _task_data(cfg: Any, seeds: Sequence[int]) -> _Data:
-    from neurofa.tasks import load_task
-
     sizes = cfg.network.layers
-    if cfg.task.name == "backprojection":
-        raise ConfigError("task.name = 'backprojection' has no targets; model 'mlp' needs teacher, yinyang, bars, "
-                          "digits or mnist")
-    if cfg.task.name == "teacher":
-        from neurofa.circuit import teacher_weights
-        from neurofa.tasks.teacher import teacher_task
-
+    if task_spec(cfg.task.name).teacher:
         per_seed = [teacher_task(cfg.task, teacher_weights(cfg, s), sizes[0], cfg.network.activation,
                                  cfg.network.output_linear, seed=s) for s in seeds]
     else:
@@ -445,10 +536,7 @@ def _task_data(cfg: Any, seeds: Sequence[int]) -> _Data:
         return np.broadcast_to(arr, (len(seeds),) + arr.shape[1:]) if arr.shape[0] == 1 else arr
 
     first = per_seed[0]
-    if first.x_train.shape[1] != sizes[0] or first.y_train is None or first.y_train.shape[1] != sizes[-1]:
-        raise ConfigError(f"network.layers = {list(sizes)!r} does not fit task {cfg.task.name!r}: it has "
-                          f"{first.x_train.shape[1]} inputs and {None if first.y_train is None else first.n_out} "
-                          "outputs")
+    assert first.y_train is not None, "validated: model 'mlp' needs a task with targets"
     return _Data(stacked("x_train"), stacked("y_train"), stacked("labels_train"), stacked("x_test"),
                  stacked("y_test"), stacked("labels_test"), stacked("x_val"), stacked("labels_val"),
                  stacked("y_val"), first.kind == "classification")
@@ -485,14 +573,7 @@ def simulate(cfg: Any, seeds: Sequence[int], progress: bool = True) -> Any:
     ``test_loss``, ``validation_accuracy`` where the task defines them. ``attrs['extra_summary']`` adds
     ``angle_update_bp_final`` (per hidden layer, mean over seeds) and ``validation_accuracy`` to summary.json.
     """
-    import xarray as xr
-    from tqdm import tqdm
-
-    from neurofa.circuit import STREAM_NOISE, STREAM_ORDER, stream
-
     seeds = [int(s) for s in seeds]
-    if len(cfg.network.layers) < 2:
-        raise ConfigError("network.layers needs at least an input and an output layer")
     data = _task_data(cfg, seeds)
     net = initial_net(cfg, seeds)
     params = step_params(cfg)
@@ -558,3 +639,23 @@ def simulate(cfg: Any, seeds: Sequence[int], progress: bool = True) -> Any:
     ds.attrs["feedback"] = net.rule
     ds.attrs["extra_summary"] = extra
     return ds
+
+
+@register_check("model")
+def check_mlp(cfg: Config, where: str) -> None:
+    """A discrete-time network needs a registered rule and a task with targets; the target filter is a
+    microcircuit option."""
+    if cfg.model != "mlp":
+        return
+    if cfg.plasticity.feedback not in RULES:
+        raise choice_error(where, "plasticity.feedback", cfg.plasticity.feedback, RULES, " for model 'mlp'")
+    spec = TASKS.get(cfg.task.name)
+    if spec is not None and not spec.targets:
+        raise ConfigError(
+            f"{where}task.name = {cfg.task.name!r} is not allowed for model 'mlp' (it has no targets); allowed: "
+            f"{', '.join(sorted(n for n in TASKS if TASKS[n].targets))}"
+        )
+    if cfg.simulation.filter_target:
+        raise ConfigError(
+            f"{where}simulation.filter_target = True is not allowed for model 'mlp'; allowed: model 'microcircuit'"
+        )

@@ -1,68 +1,91 @@
-"""Spiking backend: the dendritic cortical microcircuit in Brian2 (SCIENCE.md §3; Urbanczik2014, Max2024).
+"""Spiking backend: the dendritic cortical microcircuit in Brian2 (``docs/science.md`` §3; Urbanczik2014, Max2024).
 
-``simulate(cfg, seeds, progress) -> xarray.Dataset`` follows :mod:`neurofa.runner`'s convention. Brian2 is imported
-lazily: importing :mod:`neurofa.spiking` or :mod:`neurofa.spiking.params` does not import it.
+``simulate(cfg, seeds, progress) -> xarray.Dataset`` follows :mod:`neurofa.runner`'s convention. The spiking
+network interprets the model description of the configuration's exact mean field
+(:func:`~neurofa.spiking.params.mean_field_config`), the same description the rate backend interprets when it runs
+that mean field. Brian2 is imported on the first simulation: importing :mod:`neurofa.spiking`,
+:mod:`~neurofa.spiking.params` or :mod:`~neurofa.spiking.structure` does not import it.
 
-Modules: :mod:`~neurofa.spiking.params` (effective parameters, their derivation and the exact rate mean field),
-:mod:`~neurofa.spiking.equations` (Brian2 equation strings), :mod:`~neurofa.spiking.network` (Brian2 objects),
+Modules: :mod:`~neurofa.spiking.params` (timing, the exact rate mean field, the backend's checks),
+:mod:`~neurofa.spiking.equations` (the neurons' Brian2 equations), :mod:`~neurofa.spiking.structure` (groups,
+synapses and monitors as data, per-run values), :mod:`~neurofa.spiking.network` (Brian2 objects),
 :mod:`~neurofa.spiking.device` (runtime / cpp_standalone, one build per structure), :mod:`~neurofa.spiking.collect`
 (monitor data → dataset).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import time
+from types import ModuleType
 from typing import Any
 
-__all__ = ["simulate", "effective_parameters", "mean_field_config"]
+import xarray as xr
+from tqdm.auto import tqdm
+
+from neurofa.circuit import InitialWeights, circuit_task, initial_weights
+from neurofa.config import Config
+from neurofa.spiking import collect
+from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
+from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, structure_key
+from neurofa.tasks import TaskData
+
+__all__ = ["simulate", "effective_parameters", "mean_field_config", "structure_key", "run_planned", "build_stats"]
 
 
-def effective_parameters(cfg: Any) -> Any:
-    from neurofa.spiking.params import effective_parameters as eff
-
-    return eff(cfg)
-
-
-def mean_field_config(cfg: Any) -> Any:
-    from neurofa.spiking.params import mean_field_config as mf
-
-    return mf(cfg)
+def _device() -> ModuleType:
+    """:mod:`neurofa.spiking.device`, imported (with Brian2) on first use: the one lazy import of Brian2."""
+    return importlib.import_module("neurofa.spiking.device")
 
 
-def simulate(cfg: Any, seeds: list[int], progress: bool = True) -> Any:
+def build_stats() -> dict[str, Any]:
+    """Standalone builds and time spent in this process (:func:`neurofa.spiking.device.stats`)."""
+    return dict(_device().stats())
+
+
+def run_planned(plan: SpikingPlan, data: TaskData, weights: InitialWeights, index: int,
+                seed: int) -> tuple[Structure, RunValues, Any]:
+    """Structure, per-run values and monitor output of seed ``seed`` (``index`` into the batch of ``weights``)."""
+    structure = plan.structure(data)
+    values = plan.values(structure, data, weights, index, seed)
+    return structure, values, _device().run_seed(plan.cfg, structure, values)
+
+
+def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset:
     """Simulate ``cfg`` for each seed (sequentially; one standalone build per structure) → dataset."""
-    import dataclasses
-
-    from neurofa.circuit import circuit_task, initial_weights
-    from neurofa.spiking import collect, device
-    from neurofa.spiking.params import effective_parameters as eff_of
-
-    eff = eff_of(cfg)
+    plan = SpikingPlan.of(cfg)
     if not progress and cfg.spiking.report:
-        cfg = dataclasses.replace(cfg, spiking=dataclasses.replace(cfg.spiking, report=False))
+        plan = dataclasses.replace(plan, cfg=dataclasses.replace(cfg, spiking=dataclasses.replace(cfg.spiking,
+                                                                                                  report=False)))
     seeds = [int(s) for s in seeds]
-    weights = initial_weights(cfg, seeds)
+    weights = initial_weights(cfg, seeds, plan.model)
     per_seed, times, structure = [], None, None
     wall = 0.0
-    builds0 = device.stats()["builds"]
+    builds0 = build_stats()["builds"]
     start = time.perf_counter()
-    from tqdm.auto import tqdm
-
     bar = tqdm(seeds, desc=f"{cfg.name} spiking", unit="seed", disable=not progress, leave=False)
     for index, seed in enumerate(bar):
         data = circuit_task(cfg, seed)
-        s, values, out = device.plan_and_run(cfg, eff, data, weights, index, seed)
+        s, values, out = run_planned(plan, data, weights, index, seed)
         if structure is not None and s != structure:  # seeds of one config share a structure
             raise RuntimeError("seeds of one configuration produced different network structures")
         structure = s
         wall += out.wall_s
         times = out.record_times
-        per_seed.append(collect.seed_dataset(cfg, eff, s, data, values, out, weights, index))
+        per_seed.append(collect.seed_dataset(plan.model, plan.eff, s, data, values, out, weights, index))
+    assert structure is not None and times is not None
     total = time.perf_counter() - start
-    sim_s = structure.run_time / 1000.0 * len(seeds)
-    extra = {
+    extra = _summary(plan.eff, cfg, structure, len(seeds), wall, total, build_stats()["builds"] - builds0)
+    return collect.merge_seeds(plan.model, structure, seeds, per_seed, times, extra)
+
+
+def _summary(eff: EffectiveParameters, cfg: Config, structure: Structure, n_seeds: int, wall: float, total: float,
+             builds: int) -> dict[str, Any]:
+    sim_s = structure.run_time / 1000.0 * n_seeds
+    return {
         "spiking_device": cfg.spiking.device,
-        "spiking_builds": device.stats()["builds"] - builds0,
+        "spiking_builds": builds,
         "spiking_run_wall_s": wall,
         "spiking_total_wall_s": total,
         "spiking_realtime_factor": sim_s / max(wall, 1e-9),
@@ -73,4 +96,3 @@ def simulate(cfg: Any, seeds: list[int], progress: bool = True) -> Any:
         "spiking_tau_hp_ms": eff.tau_hp,
         "spiking_time_scale": eff.time_scale,
     }
-    return collect.merge_seeds(cfg, structure, seeds, per_seed, times, extra)

@@ -1,6 +1,7 @@
-r"""Brian2 equation strings of the spiking dendritic microcircuit (SCIENCE.md §2–§3; Sacramento2018, Max2024).
+r"""Brian2 equation strings of the spiking microcircuit's neurons (``docs/science.md`` §3.1; Sacramento2018, Max2024).
 
-Pure strings: nothing here imports Brian2. Voltages are dimensionless, times carry Brian units.
+Pure strings: nothing here imports Brian2. Voltages are dimensionless, times carry Brian units. The synapses'
+equations belong to the plasticity rules (:mod:`neurofa.model.rules`).
 
 Every cell (input, pyramidal, interneuron) fires as an inhomogeneous Poisson process of rate ν_max φ(ŭ), with the
 prospective voltage ŭ = u_eff (Haider2021; the somatic Euler variable is not needed because ŭ is what the rate
@@ -10,27 +11,16 @@ filter. Dendritic potentials are weighted sums of traces, one ``(summed)`` targe
 
 - pyramidal ℓ: v_bas = Σ W x_{ℓ−1}; v_api = v_api_B + v_api_I with v_api_B = Σ B x_{ℓ+1}, v_api_I = Σ B^{PI} x^I_ℓ;
   u_eff = [g_bas v_bas + g_api (v_api + ξ)] / (g_l + g_bas + g_api); ξ the PAL noise (OU, τ_ξ, σ):
-  dξ = −ξ dt/τ_ξ + σ √(dt/τ_ξ) N(0,1), the same discretisation as the rate backend;
+  dξ = −ξ dt/τ_ξ + σ √(dt/τ_ξ) N(0,1), the same discretisation as the rate backend; every hidden and output cell
+  also carries the high-passed trace x^HP, τ_HP ẋ^HP = τ_HP ẋ − x^HP (it jumps with x), which PAL's rule reads;
 - output: u_eff = [g_bas v_bas + n(t) g_ntgt u_tgt(t)] / (g_l + g_bas + n(t) g_ntgt), n(t) the nudging gate
   (with ``simulation.filter_target`` u_tgt is replaced by its trace x_tgt, τ_s ẋ_tgt = u_tgt − x_tgt);
 - interneuron ℓ: v_den = Σ W^{IP} x_ℓ, u_eff = [g_den v_den + g_nI ŭ^P_{ℓ+1}] / (g_l + g_den + g_nI), with ŭ^P_{ℓ+1}
   a linked variable (one-to-one nudging without synapses).
 
-Plasticity is always on (clock-driven, ``method='euler'``), gated only by λ(t) = gate(t) f(t): the learning gate
-(0 during test presentations) times the annealing factor f(t) = 1/(1 + t/T_η) of
-:func:`neurofa.circuit.learning_rate_factor` (``anneal_rate`` = 1/T_η, 0 = off):
-
-- forward and W^{IP} (Urbanczik2014): Ẇ = η λ [S_post(t)/ν_max − φ(v̂_post)] x_pre: a jump η λ x_pre/ν_max per
-  postsynaptic spike plus the clock-driven decay −η λ φ(v̂) x_pre, whose expectation is the rate rule
-  η [φ(ŭ) − φ(v̂)] r̄_pre (``spiking.post_signal = 'rate'``: φ(ŭ) itself replaces S_post/ν_max, a voltage-based
-  rule without the postsynaptic count noise, :mod:`neurofa.spiking.params`). With ``tau_lo`` the increments
-  pass a low-pass τ_LO Δ̇ = −Δ + increment, Ẇ = Δ (Max2024);
-- B^{PI}: Ḃ^{PI} = −η_PI λ v_api x^I_pre (v_api without the noise);
-- B (``fa``/``pal``): Ḃ = η_bw λ [ξ_post x^HP_pre − α B] with x^HP the high-passed trace of layer ℓ+1,
-  τ_HP ẋ^HP = τ_HP ẋ − x^HP (it jumps with x); ``fa`` is the same code with η_bw = 0 and σ = 0, so both share a build;
-- B (``bp``): the transpose of W_{ℓ+1}, kept exact without weight transport by applying W_{ℓ+1}'s increments
-  mirrored (B_{ij} receives exactly what W_{ji} receives: jump on the presynaptic spike of cell j of layer ℓ+1,
-  decay −η φ(v̂_j) x_i).
+Plasticity is always on, gated only by λ(t) = ``learn`` = gate(t) f(t): the learning gate (0 during test
+presentations) times the annealing factor f(t) = 1/(1 + t/T_η) of :func:`neurofa.circuit.learning_rate_factor`
+(``anneal_rate`` = 1/T_η, 0 = off).
 
 Scheduling (Brian2's default schedule): ``(constant over dt)`` subexpressions (u_eff, φ(v̂), v_api, gates) are
 evaluated at the start of a step from the dendritic sums of the previous step, summed variables are refreshed in
@@ -53,9 +43,7 @@ __all__ = [
     "threshold",
     "reset",
     "expected_trace",
-    "forward_synapse",
-    "apical_inhibition_synapse",
-    "backprojection_synapse",
+    "linked",
 ]
 
 _PHI = {
@@ -89,7 +77,7 @@ def expected_trace() -> str:
     x_r is what the trace x would be without shot noise (E[x | rate history] = x_r). As the presynaptic factor of the
     forward, W^{IP} and B^{PI} rules it removes the errors-in-variables bias of reading a noisy trace in both the
     dendritic prediction and the factor: E[(φ(ŭ) − φ(v̂)) x_j] contains −ρ φ' (g_bas/(g_l+g_bas)) w_j Var(x_j),
-    a ridge of strength Var(x) = φ/(2 ν_max τ_s) (:mod:`neurofa.spiking.params`), while the shot noise
+    a ridge of strength Var(x) = φ/(2 ν_max τ_s) (``docs/science.md`` §3.6), while the shot noise
     x − x_r is independent of x_r. The dendrites still read x."""
     return "dxr/dt = (rate - xr)/tau_s : 1\n"
 
@@ -210,62 +198,6 @@ phi_hat = {phi_hat} : 1 (constant over dt)
 """
 
 
-def _urbanczik_senn(summed: str, cell: str, other: str, low_pass: bool,
-                    rate_estimator: bool = False, factor: str = "x") -> tuple[str, str | None]:
-    """Model and spike code of Ẇ = η λ [S_cell/ν_max − φ(v̂_cell)] x_other, where ``cell`` ('post' or 'pre') is the
-    side whose spikes and dendritic prediction drive the rule and ``other`` the side whose trace is the factor.
-
-    ``rate_estimator``: the somatic rate φ(ŭ_cell) replaces S_cell/ν_max (its expectation), a voltage-based
-    Urbanczik–Senn rule without the postsynaptic count noise; there is then no spike code. ``factor``: the
-    trace variable of the ``other`` side that multiplies the error (``x``, or ``xr`` for :func:`expected_trace`)."""
-    head = "eta : Hz (shared, constant)\n" + summed
-    post_rate = f"(rate_{cell} - phi_hat_{cell})" if rate_estimator else f"(-phi_hat_{cell})"
-    if low_pass:
-        model = head + f"""tau_lo : second (shared, constant)
-dw/dt = delta : 1 (clock-driven)
-ddelta/dt = (-delta + eta*learn_{cell}*{post_rate}*{factor}_{other})/tau_lo : Hz (clock-driven)
-"""
-        jump = f"delta += eta*learn_{cell}*{factor}_{other}/(nu_max_{cell}*tau_lo)"
-    else:
-        model = head + f"dw/dt = eta*learn_{cell}*{post_rate}*{factor}_{other} : 1 (clock-driven)\n"
-        jump = f"w += eta*learn_{cell}*{factor}_{other}/nu_max_{cell}"
-    return model, None if rate_estimator else jump
-
-
-def forward_synapse(target: str, plastic: bool, low_pass: bool,
-                    rate_estimator: bool = False, factor: str = "x") -> tuple[str, str | None]:
-    """Model and ``on_post`` code of a forward (W) or pyramidal-to-interneuron (W^{IP}) projection writing
-    ``target`` (v_bas or v_den); Urbanczik–Senn plasticity with the spike-based postsynaptic estimator (or, with
-    ``rate_estimator``, the somatic rate); ``factor`` the presynaptic trace variable of the rule."""
-    summed = f"{target}_post = w*x_pre : 1 (summed)\n"
-    if not plastic:
-        return "w : 1\n" + summed, None
-    return _urbanczik_senn(summed, "post", "pre", low_pass, rate_estimator, factor)
-
-
-def apical_inhibition_synapse(plastic: bool, factor: str = "x") -> str:
-    """Interneurons to apical dendrites (B^{PI}): Ḃ^{PI} = −η_PI λ v_api x^I (Sacramento2018 Eq 9); ``factor`` the
-    presynaptic trace variable of the rule."""
-    summed = "v_api_I_post = w*x_pre : 1 (summed)\n"
-    if not plastic:
-        return "w : 1\n" + summed
-    return ("eta : Hz (shared, constant)\n" + summed
-            + f"dw/dt = -eta*learn_post*v_api_post*{factor}_pre : 1 (clock-driven)\n")
-
-
-def backprojection_synapse(mode: str, plastic: bool, low_pass: bool,
-                           rate_estimator: bool = False, factor: str = "x") -> tuple[str, str | None]:
-    """Backprojection B_ℓ from layer ℓ+1 (pre) to the apical dendrites of layer ℓ (post); model and ``on_pre``.
-
-    ``pal`` (and ``fa`` with η_bw = σ = 0): Ḃ = η_bw λ (ξ_post x^HP_pre − α B) (Max2024);
-    ``bp``: the mirrored increments of W_{ℓ+1} (module docstring), with ``factor`` as W's presynaptic trace.
-    PAL's rule keeps the spike trace: its signal is the noise ξ carried by the spikes of layer ℓ+1.
-    """
-    summed = "v_api_B_post = w*x_pre : 1 (summed)\n"
-    if not plastic:
-        return "w : 1\n" + summed, None
-    if mode == "bp":  # B_ij receives what W_{ℓ+1, ji} receives: the rule with pre and post swapped
-        return _urbanczik_senn(summed, "pre", "post", low_pass, rate_estimator, factor)
-    model = ("eta : Hz (shared, constant)\nalpha : 1 (shared, constant)\n" + summed
-             + "dw/dt = eta*learn_post*(noise_post*xhp_pre - alpha*w) : 1 (clock-driven)\n")
-    return model, None
+def linked(variable: str) -> str:
+    """A linked variable of a group (one-to-one coupling without synapses, e.g. the interneurons' nudging)."""
+    return f"{variable} : 1 (linked)\n"

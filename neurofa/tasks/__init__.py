@@ -1,6 +1,8 @@
-"""Input streams and targets.
+"""Input streams and targets: a registry of tasks.
 
-:func:`load_task` turns a validated ``task`` section into :class:`TaskData` arrays:
+:func:`load_task` turns a validated ``task`` section into :class:`TaskData` arrays. Each task module registers a
+:class:`~neurofa.tasks.base.TaskSpec` (its loader, whether its inputs depend on the seed, its fixed input and
+output sizes, its own checks); the imports below are the registry, one line per task module:
 
 - ``backprojection``: ``n_train`` inputs U[input_low, input_high] and no targets (PAL Fig 3);
 - ``teacher``: ``n_train`` (+ ``n_test``) inputs U[input_low, input_high]; the targets come from a teacher network
@@ -14,38 +16,43 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from neurofa.config import ConfigError, choice_error, register_check
+from neurofa.tasks import bars as bars  # 3×3 bars
+from neurofa.tasks import digits as digits  # scikit-learn's 8×8 digits
+from neurofa.tasks import mnist as mnist  # MNIST from local files
+from neurofa.tasks import synthetic as synthetic  # backprojection: uniform inputs, no targets
+from neurofa.tasks import teacher as teacher  # teacher: uniform inputs, a teacher network's targets
+from neurofa.tasks import yinyang as yinyang  # Yin-Yang, published splits
+from neurofa.tasks.base import TASKS, TaskData, TaskSpec, one_hot_targets
+from neurofa.tasks.synthetic import uniform_inputs
 
-from neurofa.tasks.base import TaskData, one_hot_targets
-
-__all__ = ["TaskData", "one_hot_targets", "load_task", "uniform_inputs"]
+__all__ = ["TaskData", "TaskSpec", "TASKS", "one_hot_targets", "load_task", "task_spec", "uniform_inputs"]
 
 
-def uniform_inputs(n: int, n_in: int, low: float, high: float, seed: int, tag: int = 0) -> np.ndarray:
-    """``n`` inputs drawn U[low, high] from the data stream ``(data_seed, tag)``."""
-    return np.random.default_rng([int(seed), 100 + int(tag)]).uniform(low, high, size=(n, n_in))
+def task_spec(name: str) -> TaskSpec:
+    """The registered task ``name`` (validated at the edge)."""
+    return TASKS[name]
 
 
 def load_task(task: Any, n_in: int, n_out: int, seed: int = 0) -> TaskData:
     """Arrays for the ``task`` section (a :class:`neurofa.config.Task`) of a network with ``n_in`` inputs and
     ``n_out`` outputs. Synthetic inputs depend on ``task.data_seed`` and ``seed`` together; fixed data sets
     (Yin-Yang's published splits, Bars, digits, MNIST) do not depend on ``seed``."""
-    name = task.name
-    data_seed = int(task.data_seed) * 100_003 + int(seed)
-    if name in ("backprojection", "teacher"):
-        kind = "unsupervised" if name == "backprojection" else "regression"
-        x_train = uniform_inputs(task.n_train, n_in, task.input_low, task.input_high, data_seed, tag=0)
-        x_test = (uniform_inputs(task.n_test, n_in, task.input_low, task.input_high, data_seed, tag=1)
-                  if task.n_test else None)
-        return TaskData(name, kind, x_train, x_test=x_test)
-    if name == "yinyang":
-        from neurofa.tasks.yinyang import yinyang_task as make
-    elif name == "bars":
-        from neurofa.tasks.bars import bars_task as make
-    elif name == "digits":
-        from neurofa.tasks.digits import digits_task as make
-    elif name == "mnist":
-        from neurofa.tasks.mnist import mnist_task as make
-    else:  # validated before; a new task must be added here
-        raise ValueError(f"task.name = {name!r} is unknown")
-    return make(task)
+    return TASKS[task.name].load(task, n_in, n_out, seed)
+
+
+@register_check("task")
+def check_task(cfg: Any, where: str) -> None:
+    """A registered task whose fixed sizes fit ``network.layers``, then the task's own checks."""
+    name = cfg.task.name
+    if name not in TASKS:
+        raise choice_error(where, "task.name", name, TASKS)
+    spec = TASKS[name]
+    layers = cfg.network.layers
+    if spec.io is not None and (layers[0] != spec.io[0] or layers[-1] != spec.io[1]):
+        raise ConfigError(
+            f"{where}network.layers = {layers!r} is invalid for task {name!r}: needs {spec.io[0]} inputs and "
+            f"{spec.io[1]} outputs"
+        )
+    if spec.check is not None:
+        spec.check(cfg, where)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from neurofa.tasks.base import TaskData, one_hot_targets
+from neurofa.tasks.base import TaskData, TaskSpec, one_hot_targets, register_task
 
 __all__ = ["BACKGROUND", "ON", "bars_patterns", "bars_task"]
 
@@ -56,3 +56,6 @@ def bars_task(task: Any) -> TaskData:
         x_train=x_train, y_train=targets(l_train), labels_train=l_train,
         x_test=x.copy(), y_test=targets(labels), labels_test=labels.copy(),
     )
+
+
+register_task(TaskSpec("bars", lambda task, n_in, n_out, seed: bars_task(task), io=(9, 3)))

@@ -1,13 +1,15 @@
-"""The common shape of a task: arrays of inputs and targets, split into train / validation / test."""
+"""The common shape of a task: arrays of inputs and targets, split into train / validation / test; the registry
+of tasks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["TaskData", "one_hot_targets"]
+__all__ = ["TaskData", "TaskSpec", "TASKS", "register_task", "one_hot_targets"]
 
 
 @dataclass
@@ -42,3 +44,32 @@ def one_hot_targets(labels: np.ndarray, n_classes: int, low: float = 0.0, high: 
     y = np.full((labels.size, n_classes), low, dtype=float)
     y[np.arange(labels.size), labels] = high
     return y
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: ``load(task, n_in, n_out, seed) -> TaskData`` for a validated ``task`` section.
+
+    ``synthetic``: the inputs are drawn per seed (otherwise one fixed data set serves every seed); ``targets``:
+    the task has targets (all but the input-only backprojection task); ``teacher``: the targets are the outputs of
+    a teacher network of the model's own kind, which the model computes; ``io``: the fixed (inputs, outputs) of its
+    data, if any; ``check(cfg, where)``: the task's own configuration checks (raise ConfigError).
+    """
+
+    name: str
+    load: Callable[[Any, int, int, int], TaskData]
+    synthetic: bool = False
+    targets: bool = True
+    teacher: bool = False
+    io: tuple[int, int] | None = None
+    check: Callable[[Any, str], None] | None = None
+
+
+#: every registered task by name (``neurofa/tasks/__init__.py`` imports each task module, one line per task)
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add ``spec`` to :data:`TASKS` under its name."""
+    TASKS[spec.name] = spec
+    return spec

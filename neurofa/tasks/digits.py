@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from neurofa.config import ConfigError
-from neurofa.tasks.base import TaskData, one_hot_targets
+from neurofa.tasks.base import TaskData, TaskSpec, one_hot_targets, register_task
 
 __all__ = ["DIGITS_SPLIT_SEED", "N_TEST_PER_CLASS", "digits_arrays", "stratified_split", "digits_task"]
 
@@ -56,3 +56,6 @@ def digits_task(task: Any) -> TaskData:
         x_train=x[tr], y_train=targets(labels[tr]), labels_train=labels[tr],
         x_test=x[te], y_test=targets(labels[te]), labels_test=labels[te],
     )
+
+
+register_task(TaskSpec("digits", lambda task, n_in, n_out, seed: digits_task(task), io=(64, 10)))

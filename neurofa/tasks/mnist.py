@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from neurofa.config import ConfigError
-from neurofa.tasks.base import TaskData, one_hot_targets
+from neurofa.tasks.base import TaskData, TaskSpec, one_hot_targets, register_task
 
 __all__ = ["IDX_FILES", "N_CLASSES", "read_idx", "mnist_arrays", "mnist_task"]
 
@@ -140,3 +140,12 @@ def mnist_task(task: Any) -> TaskData:
         x_train=x_tr, y_train=targets(l_tr), labels_train=l_tr,
         x_test=x_te, y_test=targets(l_te), labels_test=l_te,
     )
+
+
+def check_mnist(cfg: Any, where: str) -> None:
+    """MNIST needs ``task.path`` (the files are never downloaded)."""
+    if not cfg.task.path:
+        raise ConfigError(f"{where}task.path is required for task 'mnist' (a folder with IDX files or an .npz file)")
+
+
+register_task(TaskSpec("mnist", lambda task, n_in, n_out, seed: mnist_task(task), io=(784, 10), check=check_mnist))

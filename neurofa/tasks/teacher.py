@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from neurofa.activations import activation as activation_pair
-from neurofa.tasks.base import TaskData
+from neurofa.config import ConfigError
+from neurofa.tasks.base import TaskData, TaskSpec, register_task
+from neurofa.tasks.synthetic import check_inputs, synthetic_inputs
 
-__all__ = ["teacher_outputs", "teacher_task", "linear_teacher_task"]
+__all__ = ["teacher_outputs", "teacher_task", "linear_teacher_task", "teacher_sizes", "check_teacher"]
 
 
 def teacher_outputs(
@@ -45,10 +47,7 @@ def teacher_task(
 ) -> TaskData:
     """Regression data for ``task`` (a :class:`neurofa.config.Task` named 'teacher'): its inputs for ``seed`` and
     the teacher's outputs as targets."""
-    from neurofa.tasks import load_task
-
-    n_out = int(np.asarray(weights[-1]).shape[0])
-    data = load_task(task, n_in=n_in, n_out=n_out, seed=seed)
+    data = synthetic_inputs(task, n_in, seed)
     data.y_train = teacher_outputs(weights, data.x_train, activation, output_linear)
     if data.x_test is not None:
         data.y_test = teacher_outputs(weights, data.x_test, activation, output_linear)
@@ -71,3 +70,32 @@ def linear_teacher_task(
         x_test=x_test, y_test=None if x_test is None else x_test @ T.T,
     )
     return data, T
+
+
+def teacher_sizes(cfg: Any) -> list[int]:
+    """Layer sizes of the teacher network: ``task.teacher_layers``, or the student's."""
+    return list(cfg.task.teacher_layers or cfg.network.layers)
+
+
+def check_teacher(cfg: Any, where: str) -> None:
+    """The teacher's inputs and outputs match the student's; explicit ``teacher_weights`` fill its matrices."""
+    check_inputs(cfg, where)
+    task, layers = cfg.task, cfg.network.layers
+    sizes = teacher_sizes(cfg)
+    if task.teacher_layers and (sizes[0] != layers[0] or sizes[-1] != layers[-1]):
+        raise ConfigError(
+            f"{where}task.teacher_layers = {sizes!r} is invalid: input and output sizes must match network.layers "
+            f"{layers!r}"
+        )
+    need = sum(a * b for a, b in zip(sizes[1:], sizes[:-1]))
+    if task.teacher_weights and len(task.teacher_weights) != need:
+        raise ConfigError(
+            f"{where}task.teacher_weights has {len(task.teacher_weights)} values; the teacher {sizes} needs {need}"
+        )
+
+
+def _load(task: Any, n_in: int, n_out: int, seed: int) -> TaskData:
+    return synthetic_inputs(task, n_in, seed)
+
+
+register_task(TaskSpec("teacher", _load, synthetic=True, teacher=True, check=check_teacher))

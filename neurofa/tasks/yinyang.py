@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from neurofa.tasks.base import TaskData, one_hot_targets
+from neurofa.tasks.base import TaskData, TaskSpec, one_hot_targets, register_task
 
 __all__ = [
     "R_BIG",
@@ -115,3 +115,6 @@ def yinyang_task(task: Any) -> TaskData:
         x_val=x_va, y_val=targets(l_va), labels_val=l_va,
         x_test=x_te, y_test=targets(l_te), labels_test=l_te,
     )
+
+
+register_task(TaskSpec("yinyang", lambda task, n_in, n_out, seed: yinyang_task(task), io=(4, 3)))

@@ -7,24 +7,23 @@ directory)``.
 
 from __future__ import annotations
 
-import importlib
+import difflib
 from types import ModuleType
 
-EXPERIMENTS = {
-    "song2021": "neurofa.theory.song2021",
-    "robertson2023": "neurofa.theory.robertson2023",
-    "lillicrap2016": "neurofa.theory.lillicrap2016",
+from neurofa.config import ConfigError
+from neurofa.theory import lillicrap2016, robertson2023, song2021
+
+EXPERIMENTS: dict[str, ModuleType] = {
+    "song2021": song2021,
+    "robertson2023": robertson2023,
+    "lillicrap2016": lillicrap2016,
 }
 
 
 def experiment(name: str) -> ModuleType:
     """The module of experiment ``name``; raises ConfigError listing the allowed names."""
-    from neurofa.config import ConfigError
-
     if name not in EXPERIMENTS:
-        import difflib
-
         close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"theory {name!r} is unknown{hint}; allowed: {', '.join(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name])
+    return EXPERIMENTS[name]

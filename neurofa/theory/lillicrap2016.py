@@ -21,9 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import xarray as xr
+from tqdm import tqdm
 
+from neurofa.config import dump_config
 from neurofa.metrics import alignment_angle, matrix_angle, update_angle
+from neurofa.plotting import mean_sd_band, save_figure
 from neurofa.rate import layered
 from neurofa.results import Result, to_jsonable
 from neurofa.tasks.teacher import linear_teacher_task
@@ -58,10 +63,7 @@ def _first_below(curve: np.ndarray, bound: float) -> np.ndarray:
 
 def run(settings: Settings, quick: bool = False, progress: bool = True) -> Result:
     """Train FA and BP students side by side on every seed's teacher; record the alignment curves."""
-    import xarray as xr
-    from tqdm import tqdm
 
-    from neurofa.config import dump_config
 
     s = settings
     n_seeds = min(s.seeds, 4) if quick else s.seeds
@@ -130,9 +132,7 @@ def run(settings: Settings, quick: bool = False, progress: bool = True) -> Resul
 
 def figure(result: Result, directory: str | Path) -> list[Path]:
     """Loss of FA and BP, and the update / pseudo-inverse / feedback angles over updates (mean ± SD)."""
-    import matplotlib.pyplot as plt
 
-    from neurofa.plotting import mean_sd_band, save_figure
 
     ds = result.dataset
     t = ds["time"].values

@@ -27,9 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import xarray as xr
+from tqdm import tqdm
 
+from neurofa.config import dump_config
 from neurofa.metrics import conserved_quantity, mse_loss
+from neurofa.plotting import mean_sd_band, save_figure
 from neurofa.rate import layered
 from neurofa.results import Result, to_jsonable
 
@@ -144,10 +149,7 @@ def min_norm_run(s: Settings, seeds: list[int], init: float, steps: int) -> dict
 
 def run(settings: Settings, quick: bool = False, progress: bool = True) -> Result:
     """Conservation (ReLU at lr, lr/2, lr/4; linear; tanh control) and minimum norm (small vs large init)."""
-    import xarray as xr
-    from tqdm import tqdm
 
-    from neurofa.config import dump_config
 
     s = settings
     if quick:
@@ -198,9 +200,7 @@ def run(settings: Settings, quick: bool = False, progress: bool = True) -> Resul
 def figure(result: Result, directory: str | Path) -> list[Path]:
     """(a) drift of Q over training, ReLU vs linear vs tanh; (b) maximal drift vs η (log–log, slope 1);
     (c) distance of the end-to-end map to the minimum-norm solution from small and large initialisation."""
-    import matplotlib.pyplot as plt
 
-    from neurofa.plotting import mean_sd_band, save_figure
 
     ds = result.dataset
     t = ds["time"].values

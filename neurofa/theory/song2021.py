@@ -33,10 +33,12 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 import yaml
+from tqdm.auto import tqdm
 
 from neurofa.activations import activation as activation_pair
 from neurofa.config import ConfigError, nonnegative, positive, provenance
 from neurofa.metrics import cosine
+from neurofa.plotting import mean_sd_band, pyplot, save_figure
 from neurofa.results import Result, to_jsonable
 
 __all__ = ["Settings", "Trajectory", "init_problem", "train", "exponential_fit", "run", "figure"]
@@ -289,7 +291,6 @@ def run(settings: Settings | None = None, quick: bool = False, progress: bool = 
     total = s.steps * (1 + len(s.widths)) + s.lam_steps * len(s.lams)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="song2021", unit="step", leave=False)
     tick = bar.update if bar is not None else None
@@ -383,7 +384,6 @@ def run(settings: Settings | None = None, quick: bool = False, progress: bool = 
 
 def figure(result: Result, directory: str | Path) -> list[Path]:
     """Song2021 figure: FA vs BP loss (log scale), cos(β, b) against the width at λ = 0, against λ, and over time."""
-    from neurofa.plotting import mean_sd_band, pyplot, save_figure
 
     plt = pyplot()
     ds = result.dataset

@@ -1,0 +1,301 @@
+r"""The spiking interpreter of a model description: Brian2 groups, synapses and monitors as plain data (no Brian2).
+
+:func:`plan_structure` turns a :class:`~neurofa.model.Model` (compiled from the spiking configuration's exact mean
+field, :func:`neurofa.spiking.params.mean_field_config`) into a :class:`Structure`: every ``NeuronGroup`` with its
+equations (:mod:`neurofa.spiking.equations`), every ``Synapses`` object with the code its rule writes
+(:meth:`neurofa.model.rule.Rule.synapse`), every monitor, and the timing. The structure is everything that changes
+the generated code; its :attr:`Structure.key` names the standalone build. :func:`plan_values` gives the values of
+one run (shared constants, initial weights, input stream, seed), which reach a cached build through ``run_args``.
+
+Synapse order: each projection is connected row-major in its matrix (post-major), so synapse k of W_ℓ is
+W_ℓ[k // n_{ℓ−1}, k % n_{ℓ−1}] and the weight vector is the flattened matrix of :mod:`neurofa.circuit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+from neurofa.circuit import InitialWeights, circuit_task, presentation_order
+from neurofa.config import Config
+from neurofa.model import Model, Projection, compile_model
+from neurofa.model.rule import Estimators
+from neurofa.spiking import equations as eq
+from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
+from neurofa.tasks import TaskData
+
+__all__ = ["GroupSpec", "SynapseSpec", "MonitorSpec", "Structure", "RunValues", "SpikingPlan", "plan_structure",
+           "plan_values", "structure_key", "SUMMED_TARGET"]
+
+#: the dendritic potential each projection kind writes (a summed variable of its postsynaptic group)
+SUMMED_TARGET = {"W": "v_bas", "W_IP": "v_den", "B": "v_api_B", "B_PI": "v_api_I"}
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A ``NeuronGroup``: size, equations, threshold and reset, schedule order, and linked variables
+    (variable, source group, source variable) set after every group exists."""
+
+    name: str
+    size: int
+    equations: str
+    threshold: str
+    reset: str
+    order: int
+    links: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SynapseSpec:
+    """A ``Synapses`` object of one projection, all-to-all in row-major order."""
+
+    name: str
+    pre: str
+    post: str
+    model: str
+    on_pre: str | None
+    on_post: str | None
+    plastic: bool
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    """A ``StateMonitor`` of ``variables`` of every cell or synapse of ``source``, sampled every ``dt`` ms."""
+
+    name: str
+    source: str
+    variables: tuple[str, ...]
+    dt: float
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What fixes the generated code: groups, synapses, monitors, the timed inputs and the timing (ms)."""
+
+    sizes: tuple[int, ...]
+    groups: tuple[GroupSpec, ...]
+    synapses: tuple[SynapseSpec, ...]
+    monitors: tuple[MonitorSpec, ...]
+    target: bool
+    regular_input: bool
+    dt: float
+    t_pres: float
+    n_train_pres: int
+    n_test_pres: int
+    record_interval: float
+    detail: bool
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def train_time(self) -> float:
+        return self.n_train_pres * self.t_pres
+
+    @property
+    def run_time(self) -> float:
+        """Training, test presentations and one extra step so the monitors sample t = end of training."""
+        return (self.n_train_pres + self.n_test_pres) * self.t_pres + self.dt
+
+    @property
+    def key(self) -> str:
+        """A 16-hex-digit hash of the structure and the Brian2 version: the name of its standalone build."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(f"{text}|brian2 {version('brian2')}".encode()).hexdigest()[:16]
+
+    def synapse(self, name: str) -> SynapseSpec | None:
+        return next((s for s in self.synapses if s.name == name), None)
+
+
+@dataclass
+class RunValues:
+    """Per-run data: shared constants ``shared[(object, variable)] = (value, unit)`` (unit "Hz", "1/ms", "ms" or
+    "1"), initial weights ``weights[object]`` (flattened row-major), the presentation arrays and the seed."""
+
+    shared: dict[tuple[str, str], tuple[float, str]]
+    weights: dict[str, np.ndarray]
+    stim: np.ndarray  # (n_pres, n_in) input values in [0, 1]
+    target: np.ndarray | None  # (n_pres, n_out) target potentials
+    gate_learn: np.ndarray  # (n_pres,)
+    gate_nudge: np.ndarray  # (n_pres,)
+    seed: int
+    input_phase: np.ndarray | None = None  # (n_in,) initial phases of regular input cells
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _estimators(cfg: Config) -> Estimators:
+    return Estimators(post_spikes=cfg.spiking.post_signal == "spikes", pre_trace=cfg.spiking.pre_signal == "trace")
+
+
+def _synapses(model: Model, cfg: Config) -> dict[str, tuple[Projection, Any]]:
+    """Every projection's synapse code, in the creation order W_1 … W_N, then per hidden layer W^IP, B^PI, B."""
+    estimators = _estimators(cfg)
+    N = model.n_layers
+    names = [f"W{ell}" for ell in range(1, N + 1)]
+    for ell in range(1, N):
+        names += [f"WIP{ell}", f"BPI{ell}", f"B{ell}"]
+    out = {}
+    for name in names:
+        p = model.projection(name)
+        code = p.rule.synapse(p, estimators, f"{SUMMED_TARGET[p.kind]}_post = w*x_pre : 1 (summed)\n")
+        if code is not None:
+            out[name] = (p, code)
+    return out
+
+
+def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]], target: bool) -> list[GroupSpec]:
+    """The neuron groups P0 … PN, I1 … I_{N−1} with the traces and links their synapses read."""
+    N, act, detail = model.n_layers, model.activation, cfg.simulation.record_detail
+    regular = cfg.spiking.input_spikes == "regular"
+    expected: set[str] = set()  # groups whose trace expectation x_r a rule reads
+    links: dict[str, list[tuple[str, str, str]]] = {}
+    for p, code in codes.values():
+        text = code.model + (code.on_pre or "") + (code.on_post or "")
+        if "xr_pre" in text:
+            expected.add(p.pre.name)
+        if "xr_post" in text:
+            expected.add(p.post.name)
+        links.setdefault(p.pre.name, []).extend(code.pre_links)
+    specs = [(f"P{ell}", eq.hidden_equations(act, detail), True, 0) for ell in range(1, N)]
+    specs = [("P0", eq.input_equations(regular), False, 0)] + specs
+    specs.append((f"P{N}", eq.output_equations(act, target, detail, target and cfg.simulation.filter_target), True, 0))
+    specs += [(f"I{ell}", eq.interneuron_equations(act, detail), False, 1) for ell in range(1, N)]
+    groups = []
+    for name, eqs, high_pass, order in specs:
+        if name in expected:
+            eqs += eq.expected_trace()
+        own = tuple(links.get(name, ()))
+        eqs += "".join(eq.linked(var) for var, _, _ in own)
+        if name.startswith("I"):  # the one-to-one nudging by the partner (declared in the interneuron equations)
+            own += (("u_nudge", f"P{int(name[1:]) + 1}", "u_eff"),)
+        is_input = name == "P0"
+        groups.append(GroupSpec(name, model.population(name).size, eqs, eq.threshold(is_input and regular),
+                                eq.reset(high_pass, is_input and regular), order, own))
+    return groups
+
+
+def _monitors(model: Model, synapses: list[SynapseSpec], target: bool, detail: bool, record: float,
+              t_pres: float) -> list[MonitorSpec]:
+    N = model.n_layers
+    out = [MonitorSpec(f"mon_{s.name}", s.name, ("w",), record) for s in synapses
+           if s.plastic and s.name[0] in "WB" and not s.name.startswith(("WIP", "BPI"))]
+    for ell in range(1, N + 1):
+        hidden = ell < N
+        variables = ["A_vapi2"] if hidden else (["A_loss"] if target else [])
+        if detail:
+            variables += ["n_spk", "A_vbas", "A_rate"] + (["A_vapi"] if hidden else [])
+        if variables:
+            out.append(MonitorSpec(f"mon_P{ell}", f"P{ell}", tuple(variables), record))
+    if detail:
+        out.append(MonitorSpec("mon_P0", "P0", ("n_spk",), record))
+        out += [MonitorSpec(f"mon_I{ell}", f"I{ell}", ("n_spk", "A_rate"), record) for ell in range(1, N)]
+    if target:  # per-presentation read-out (loss, test accuracy): samples every t_pres/2
+        out.append(MonitorSpec("mon_test", f"P{N}", ("n_spk", "A_vhat"), t_pres / 2))
+    return out
+
+
+def plan_structure(model: Model, cfg: Config, eff: EffectiveParameters, data: TaskData) -> Structure:
+    """The :class:`Structure` of ``model`` for the spiking configuration ``cfg`` and its task data."""
+    target = data.y_train is not None
+    n_test = 0 if data.x_test is None or not target else int(len(data.x_test))
+    codes = _synapses(model, cfg)
+    synapses = [SynapseSpec(name, p.pre.name, p.post.name, code.model, code.on_pre, code.on_post, code.plastic,
+                            code.order) for name, (p, code) in codes.items()]
+    detail = bool(cfg.simulation.record_detail)
+    return Structure(
+        sizes=model.sizes, groups=tuple(_groups(model, cfg, codes, target)), synapses=tuple(synapses),
+        monitors=tuple(_monitors(model, synapses, target, detail, eff.record_interval, eff.t_pres)),
+        target=target, regular_input=cfg.spiking.input_spikes == "regular", dt=eff.dt, t_pres=eff.t_pres,
+        n_train_pres=int(round(eff.duration / eff.t_pres)), n_test_pres=n_test,
+        record_interval=eff.record_interval, detail=detail,
+    )
+
+
+def _neuron_values(model: Model, eff: EffectiveParameters, target: bool) -> dict[tuple[str, str], tuple[float, str]]:
+    """The shared constants of every group: rates, time constants, conductances, PAL's noise."""
+    N, g = model.n_layers, model.conductances
+    out: dict[tuple[str, str], tuple[float, str]] = {}
+    for ell in range(0, N + 1):
+        out[(f"P{ell}", "nu_max")] = (eff.nu_max, "Hz")
+        out[(f"P{ell}", "tau_s")] = (eff.tau_s, "ms")
+    for ell in range(1, N + 1):
+        out[(f"P{ell}", "g_l")] = (g.g_l, "1")
+        out[(f"P{ell}", "g_bas")] = (g.g_bas, "1")
+        out[(f"P{ell}", "tau_hp")] = (eff.tau_hp, "ms")
+    anneal = (1.0 / eff.eta_decay if eff.eta_decay > 0 else 0.0, "1/ms")
+    for name in [f"P{ell}" for ell in range(1, N + 1)] + [f"I{ell}" for ell in range(1, N)]:
+        out[(name, "anneal_rate")] = anneal
+    for ell in range(1, N):
+        out[(f"P{ell}", "g_api")] = (g.g_api, "1")
+        out[(f"P{ell}", "tau_xi")] = (eff.tau_xi, "ms")
+        out[(f"P{ell}", "sigma")] = (model.noise_sigma, "1")
+        out[(f"I{ell}", "nu_max")] = (eff.nu_max, "Hz")
+        out[(f"I{ell}", "tau_s")] = (eff.tau_s, "ms")
+        out[(f"I{ell}", "g_l")] = (g.g_l, "1")
+        out[(f"I{ell}", "g_den")] = (g.g_den, "1")
+        out[(f"I{ell}", "g_nI")] = (g.g_nI, "1")
+    if target:
+        out[(f"P{N}", "g_ntgt")] = (g.g_ntgt, "1")
+    return out
+
+
+def plan_values(model: Model, cfg: Config, eff: EffectiveParameters, structure: Structure, data: TaskData,
+                weights: InitialWeights, index: int, seed: int) -> RunValues:
+    """Per-run values of seed ``seed`` (``index`` into the batch of ``weights``)."""
+    s = structure
+    order = presentation_order(len(data.x_train), s.n_train_pres, seed)
+    stim = data.x_train[order]
+    target = data.y_train[order] if data.y_train is not None and s.target else None
+    learn = np.ones(s.n_train_pres)
+    nudge = np.ones(s.n_train_pres)
+    if s.n_test_pres and target is not None and data.x_test is not None:
+        stim = np.concatenate([stim, data.x_test])
+        target = np.concatenate([target, np.zeros((s.n_test_pres, s.sizes[-1]))])
+        learn = np.concatenate([learn, np.zeros(s.n_test_pres)])
+        nudge = np.concatenate([nudge, np.zeros(s.n_test_pres)])
+    shared = _neuron_values(model, eff, s.target)
+    matrices = {"W": weights.W, "B": weights.B, "B_PI": weights.B_PI, "W_IP": weights.W_IP}
+    w: dict[str, np.ndarray] = {}
+    for name, (p, code) in _synapses(model, cfg).items():
+        # every matrix is (post × pre), so row-major is the synapse order
+        w[name] = matrices[p.kind][p.layer - 1][index].ravel()
+        shared.update({(name, var): (value, unit) for var, value, unit in code.values})
+    phase = np.random.default_rng([int(seed), 1]).uniform(size=s.sizes[0]) if s.regular_input else None
+    return RunValues(shared=shared, weights=w, stim=np.clip(stim, 0.0, None), target=target, gate_learn=learn,
+                     gate_nudge=nudge, seed=int(seed), input_phase=phase)
+
+
+@dataclass(frozen=True)
+class SpikingPlan:
+    """Everything a spiking run of ``cfg`` is planned from: its exact mean field (:func:`mean_field_config`), the
+    model description compiled from it, and the spiking timing."""
+
+    cfg: Config
+    mean_field: Config
+    model: Model
+    eff: EffectiveParameters
+
+    @classmethod
+    def of(cls, cfg: Config) -> SpikingPlan:
+        mean_field = mean_field_config(cfg)
+        return cls(cfg, mean_field, compile_model(mean_field), effective_parameters(cfg))
+
+    def structure(self, data: TaskData) -> Structure:
+        return plan_structure(self.model, self.cfg, self.eff, data)
+
+    def values(self, structure: Structure, data: TaskData, weights: InitialWeights, index: int,
+               seed: int) -> RunValues:
+        return plan_values(self.model, self.cfg, self.eff, structure, data, weights, index, seed)
+
+
+def structure_key(cfg: Config) -> str:
+    """The build key of ``cfg``'s spiking network: configurations that share it share one standalone build and
+    differ only in run arguments (``neurofa sweep`` groups its spiking points by it)."""
+    return SpikingPlan.of(cfg).structure(circuit_task(cfg, 0)).key
