@@ -134,4 +134,4 @@ def merge_results(points: Iterable[tuple[dict[str, Any], xr.Dataset]]) -> xr.Dat
     for coords, ds in items:
         ds = ds.drop_vars([v for v in ds.data_vars if ds[v].dtype.kind not in "fiub"])
         pieces.append(ds.expand_dims({k: [coords[k]] for k in keys}))
-    return xr.combine_by_coords(pieces, combine_attrs="drop_conflicts")
+    return xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer", data_vars="all")

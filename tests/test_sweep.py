@@ -23,9 +23,9 @@ import xarray as xr
 from conftest import TINY_MLP_YAML
 
 from neurofa.cli import main
-from neurofa.config import ConfigError
+from neurofa.config import ConfigError, load_config
 from neurofa.results import Result
-from neurofa.sweep import ClusterError, parse_grid, plan_tasks, sweep
+from neurofa.sweep import ClusterError, _structure_key, parse_grid, plan_structure_tasks, plan_tasks, sweep
 
 TESTS = Path(__file__).resolve().parent
 BASE = {"name": "standin", "plasticity": {"eta_bw": [10.0]}}
@@ -145,7 +145,51 @@ def test_plan_batches_seeds_of_a_configuration_but_keeps_workers_busy():
     assert all(len(c) == 4 for _, c in tasks)  # 16 points, 2 workers: whole configurations per task
     tasks = plan_tasks([[0, 1, 2, 3, 4, 5, 6, 7]], n_workers=2, batched=True)
     assert len(tasks) == 4 and {len(c) for _, c in tasks} == {2}  # one configuration split for parallelism
-    assert len(plan_tasks(todo, n_workers=2, batched=False)) == 16  # spiking: one seed per task
+    assert len(plan_tasks(todo, n_workers=2, batched=False)) == 16  # unbatched: one seed per task
+
+
+def tiny_spiking(**overrides):
+    data = {"name": "tiny_spiking", "network": {"layers": [2, 3, 2]},
+            "task": {"name": "backprojection", "n_train": 4, "t_pres": 1.0},
+            "simulation": {"duration": 4.0, "record_interval": 2.0},
+            "plasticity": {"feedback": "pal", "eta_fw": [0.0], "eta_ip": [0.0], "eta_bw": [50.0]},
+            "spiking": {"report": False, "nu_max": 200.0, "tau_s": 3.0}}
+    return load_config(data, overrides)
+
+
+def test_spiking_points_are_grouped_by_the_build_they_need():
+    """Points that differ only in run arguments (rates, noise, seeds, fa vs pal) share a structure key; a change of
+    the generated code (what is recorded, layer sizes) does not."""
+    base = _structure_key(tiny_spiking())
+    for same in ({"plasticity.eta_bw": [20.0]}, {"plasticity.feedback": "fa"}, {"spiking.sigma": 3.0},
+                 {"conductances.g_api": 0.1}, {"network.init_feedback": 0.5}):
+        assert _structure_key(tiny_spiking(**same)) == base, same
+    for other in ({"simulation.record_detail": True}, {"network.layers": [2, 4, 2]},
+                  {"simulation.record_interval": 1.0}):
+        assert _structure_key(tiny_spiking(**other)) != base, other
+
+
+def test_each_structure_runs_in_as_few_tasks_as_keep_the_workers_busy():
+    todo = [[0, 1], [0, 1], [0], [0, 1, 2]]
+    groups = ["a", "a", "b", "b"]
+    one = plan_structure_tasks(todo, groups, n_workers=1)
+    assert len(one) == 2  # one task per structure: two builds on one worker
+    assert sorted((i, s) for task in one for i, seeds in task for s in seeds) == [
+        (0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 0), (3, 1), (3, 2)]
+    assert all(len({groups[i] for i, _ in task}) == 1 for task in one)
+    four = plan_structure_tasks(todo, groups, n_workers=4)
+    assert len(four) == 4 and all(len({groups[i] for i, _ in task}) == 1 for task in four)
+
+
+def test_a_spiking_sweep_builds_each_structure_once(tmp_path):
+    """Two structures × two learning rates on one worker: two standalone builds, not one per point."""
+    grid = {"plasticity.eta_bw": [20.0, 50.0], "simulation.record_interval": [2.0, 4.0]}
+    cfg = tiny_spiking(**{"spiking.build_dir": str(tmp_path / "builds")})
+    result = sweep(cfg, grid, seeds=[0], workers=1, out=tmp_path / "sweep", backend="spiking", progress=False,
+                   plots=False)
+    assert not result.failed and result.computed == 4
+    points = [json.loads(p.read_text()) for p in (tmp_path / "sweep" / "points").glob("*.json")]
+    assert sum(p["batch_backend_summary"]["spiking_builds"] for p in points) == 2
 
 
 # ----------------------------------------------------------------------------------------------------------------
