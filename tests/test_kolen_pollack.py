@@ -4,6 +4,8 @@ in both backends, and the spiking network's weights follow the rate mean field o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,18 @@ def test_kp_aligns_backprojections_that_fa_keeps() -> None:
 
 
 ETA_OUT, LAMBDA, DT = 0.01, 0.03, 0.1  # η of W_2 (1/ms; time scale k = 1: task.t_pres = spiking t_pres), λ, dt
+
+
+def test_yinyang_model_file_aligns_backprojections_within_an_epoch() -> None:
+    """models/yinyang_kp.yaml for one epoch (of its 20): ∠(B_1, W_2ᵀ) falls from ≈90° to a few degrees and
+    ‖B_1‖/‖W_2‖ → 1 (B becomes W_2ᵀ, scale included), while the network already classifies well above chance."""
+    path = Path(__file__).resolve().parents[1] / "models" / "yinyang_kp.yaml"
+    cfg = load_config(path, {"simulation.duration": 10000.0, "simulation.test_interval": 0.0})
+    ds = nf.run(cfg, seeds=[0, 1], progress=False).dataset
+    assert np.all(ds["angle_B_WT_initial"].values > 80.0)
+    assert np.all(ds["angle_B_WT"].isel(time=-1).values < 12.0)
+    np.testing.assert_allclose(ds["norm_ratio_B_W"].isel(time=-1).values, 1.0, atol=0.1)
+    assert np.all(ds["test_accuracy"].values > 0.7)
 
 
 def spiking_kp_config() -> nf.Config:
