@@ -10,7 +10,7 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_write_text"]
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` and rename the temporary file to ``path`` only if it succeeded."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ Random streams: each seed s owns independent generators ``default_rng([s, k])`` 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,7 +123,7 @@ def presentation_order(n_samples: int, n_presentations: int, seed: int) -> np.nd
     return np.concatenate([rng.permutation(n_samples) for _ in range(n_epochs)])[:n_presentations]
 
 
-def steady_state(spec: Config | Model, W: list[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+def steady_state(spec: Config | Model, W: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
     r"""Somatic potentials of a microcircuit at its fixed point without target and without apical input.
 
     Hidden layers: u_ℓ = g_bas/(g_l+g_bas+g_api) · W_ℓ φ(u_{ℓ−1}); output: u_N = g_bas/(g_l+g_bas) · W_N φ(u_{N−1}),

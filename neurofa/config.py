@@ -273,7 +273,7 @@ def _convert(value: Any, tp: Any, path: str, source: str | None) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{_where(source)}{path} must be a mapping of keys, got {value!r}")
-        return from_dict(tp, value, source=source, prefix=path)
+        return from_dict(typing.cast(type, tp), value, source=source, prefix=path)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:

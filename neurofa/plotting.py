@@ -93,7 +93,8 @@ def plot_run(ds: xr.Dataset, directory: str | Path) -> list[Path]:
     for name in ("angle_B_WT", "angle_B_RHS"):
         if name in ds and np.isfinite(ds[name].values).any():
             written.append(save_figure(angle_figure(ds, name), directory / f"{name}.png"))
-    for name, da in ds.data_vars.items():
+    for key, da in ds.data_vars.items():
+        name = str(key)
         if name in ("angle_B_WT", "angle_B_RHS") or "time" not in da.dims or da.dtype.kind not in "fi":
             continue
         if not set(da.dims) <= {"seed", "time", "layer"} or not np.isfinite(da.values).any():

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -22,7 +22,7 @@ from neurofa.plotting import plot_run
 
 __all__ = ["Result", "atomic_write", "atomic_write_text", "to_jsonable", "merge_results", "summary_from_dataset"]
 
-NETCDF_ENGINE = "scipy"
+NETCDF_ENGINE: Literal["scipy"] = "scipy"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -82,7 +82,7 @@ class Result:
         """∠(B_ℓ, W_{ℓ+1}ᵀ) (``kind='B_WT'``) or ∠(B_ℓ, φ'W_{ℓ+1}ᵀφ') (``'B_RHS'``) over time."""
         name = f"angle_{kind}"
         if name not in self.dataset:
-            raise KeyError(f"this result has no {name!r}; variables: {', '.join(self.dataset.data_vars)}")
+            raise KeyError(f"this result has no {name!r}; variables: {', '.join(map(str, self.dataset.data_vars))}")
         return self.dataset[name]
 
     def __getitem__(self, key: str) -> xr.DataArray:
@@ -134,4 +134,6 @@ def merge_results(points: Iterable[tuple[dict[str, Any], xr.Dataset]]) -> xr.Dat
     for coords, ds in items:
         ds = ds.drop_vars([v for v in ds.data_vars if ds[v].dtype.kind not in "fiub"])
         pieces.append(ds.expand_dims({k: [coords[k]] for k in keys}))
-    return xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer", data_vars="all")
+    merged = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer", data_vars="all")
+    assert isinstance(merged, xr.Dataset)
+    return merged

@@ -116,7 +116,9 @@ class SweepResult(Result):
 
 def _split_values(text: str) -> list[str]:
     """Split ``"1,2,[3,4]"`` at top-level commas (commas inside brackets or braces belong to a value)."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char in "[{(":
             depth += 1
@@ -233,6 +235,13 @@ def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def _write_netcdf(path: Path, ds: xr.Dataset) -> None:
+    def write(p: Path) -> None:
+        ds.to_netcdf(p, engine=NETCDF_ENGINE)
+
+    atomic_write(path, write)
+
+
 def _simulate(cfg: Config, backend: str | Callable[..., xr.Dataset],
               seeds: list[int]) -> tuple[xr.Dataset, dict[str, Any]]:
     """One batched backend call for ``seeds`` (runner.run for a named backend; a callable is used as ``simulate``),
@@ -276,7 +285,7 @@ def run_point_task(
         one = ds.sel(seed=[seed])
         nc, js = _point_files(directory, phash, seed)
         with dask.config.set(scheduler="synchronous"):
-            atomic_write(nc, lambda p, one=one: _netcdf_ready(one).to_netcdf(p, engine=NETCDF_ENGINE))
+            _write_netcdf(nc, _netcdf_ready(one))
         info = {
             "point": coords,
             "seed": seed,
@@ -423,7 +432,7 @@ def run_points_task(items: list[tuple[dict[str, Any], dict[str, Any], str, list[
 
 def _last_finite(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     """The last finite value along ``dim`` (points of different durations are NaN-padded by the merge)."""
-    valid = np.isfinite(da)
+    valid = da.notnull() & (abs(da) != np.inf)
     index = (valid * xr.DataArray(np.arange(da.sizes[dim]), dims=dim)).argmax(dim)
     return da.isel({dim: index})
 

@@ -311,7 +311,7 @@ class Microcircuit:
             for c in self._channels:
                 np.multiply(c.base, f, out=c.lr)
         for decay, rate in ((self._decay_F, self._decay_F_rate), (self._decay_G, self._decay_G_rate)):
-            if decay is not None:
+            if decay is not None and rate is not None:
                 np.multiply(rate, -f, out=decay)
                 decay += 1.0
 

@@ -504,18 +504,21 @@ def step_params(cfg: Any) -> StepParams:
 
 
 @dataclass
-class _Data:
-    """Task arrays with a leading seed axis (a broadcast view when all seeds share the data)."""
+class _Split:
+    """Inputs, targets and labels (None for regression) of one split, with a leading seed axis."""
 
-    x_train: Array
-    y_train: Array
-    labels_train: Array | None
-    x_test: Array | None
-    y_test: Array | None
-    labels_test: Array | None
-    x_val: Array | None
-    labels_val: Array | None
-    y_val: Array | None
+    x: Array
+    y: Array
+    labels: Array | None
+
+
+@dataclass
+class _Data:
+    """Task splits with a leading seed axis (a broadcast view when all seeds share the data)."""
+
+    train: _Split
+    test: _Split | None
+    validation: _Split | None
     classification: bool
 
 
@@ -535,11 +538,13 @@ def _task_data(cfg: Any, seeds: Sequence[int]) -> _Data:
         arr = np.stack(values) if len(values) > 1 else np.asarray(values[0])[None]
         return np.broadcast_to(arr, (len(seeds),) + arr.shape[1:]) if arr.shape[0] == 1 else arr
 
-    first = per_seed[0]
-    assert first.y_train is not None, "validated: model 'mlp' needs a task with targets"
-    return _Data(stacked("x_train"), stacked("y_train"), stacked("labels_train"), stacked("x_test"),
-                 stacked("y_test"), stacked("labels_test"), stacked("x_val"), stacked("labels_val"),
-                 stacked("y_val"), first.kind == "classification")
+    def split(name: str) -> _Split | None:
+        x, y = stacked(f"x_{name}"), stacked(f"y_{name}")
+        return None if x is None or y is None else _Split(x, y, stacked(f"labels_{name}"))
+
+    train = split("train")
+    assert train is not None, "validated: model 'mlp' needs a task with targets"
+    return _Data(train, split("test"), split("val"), per_seed[0].kind == "classification")
 
 
 def _evaluate(net: LayeredNet, x: Array, y: Array, labels: Array | None) -> tuple[Array, Array | None]:
@@ -561,7 +566,7 @@ def _update_angles(net: LayeredNet, x: Array, y: Array) -> Array:
     return np.stack([update_angle(r, b) for r, b in zip(rule_dW, bp_dW)], axis=-1)
 
 
-def simulate(cfg: Any, seeds: Sequence[int], progress: bool = True) -> Any:
+def simulate(cfg: Config, seeds: Sequence[int], progress: bool = True) -> xr.Dataset:
     """Minibatch SGD of ``cfg.model == 'mlp'`` for all ``seeds`` at once; returns the run's xarray.Dataset.
 
     Each epoch shows every training sample once in a fresh per-seed random order (stream k = 1), in minibatches of
@@ -576,69 +581,85 @@ def simulate(cfg: Any, seeds: Sequence[int], progress: bool = True) -> Any:
     seeds = [int(s) for s in seeds]
     data = _task_data(cfg, seeds)
     net = initial_net(cfg, seeds)
-    params = step_params(cfg)
+    epochs = int(cfg.training.epochs)
+    curves = _Curves(net, data, epochs)
+    curves.record(0)
     order_rngs = [stream(s, STREAM_ORDER) for s in seeds]
     noise_rngs = [stream(s, STREAM_NOISE) for s in seeds]
-    n_seeds, n_train = len(seeds), data.x_train.shape[1]
-    n_hidden = len(net.W) - 1
-    epochs, batch = int(cfg.training.epochs), int(cfg.training.batch_size)
-    seed_index = np.arange(n_seeds)[:, None]
-    n_probe = min(n_train, 1000)
-    x_probe, y_probe = data.x_train[:, :n_probe], data.y_train[:, :n_probe]
-    has_test = data.x_test is not None and data.y_test is not None
-
-    loss = np.empty((n_seeds, epochs + 1))
-    test_acc_curve = np.full((n_seeds, epochs + 1), np.nan)
-    angles = np.empty((n_seeds, epochs + 1, n_hidden))
-    upd_angles = np.empty((n_seeds, epochs + 1, n_hidden))
-
-    def record(k: int) -> None:
-        loss[:, k] = _evaluate(net, data.x_train, data.y_train, None)[0]
-        if has_test and data.classification:
-            test_acc_curve[:, k] = _evaluate(net, data.x_test, data.y_test, data.labels_test)[1]
-        angles[:, k] = net.feedback_angles()
-        upd_angles[:, k] = _update_angles(net, x_probe, y_probe)
-
-    record(0)
     for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc=cfg.name, unit="epoch"):
-        perm = np.stack([rng.permutation(n_train) for rng in order_rngs])
-        for start in range(0, n_train, batch):
-            idx = perm[:, start:start + batch]
-            train_step(net, data.x_train[seed_index, idx], data.y_train[seed_index, idx], params, noise_rngs)
+        _epoch(net, data.train, step_params(cfg), int(cfg.training.batch_size), order_rngs, noise_rngs)
         if not all(np.isfinite(w).all() for w in net.W):
             raise FloatingPointError(f"{cfg.name}: weights diverged in epoch {epoch} (lower training.lr)")
-        record(epoch)
+        curves.record(epoch)
+    return curves.dataset(seeds)
 
-    coords = {"seed": seeds, "time": np.arange(epochs + 1), "layer": np.arange(1, n_hidden + 1)}
-    ds = xr.Dataset(coords=coords)
-    ds["time"].attrs["units"] = "epoch"
-    ds["loss"] = (("seed", "time"), loss, {"long_name": "training loss ½‖y − y*‖² (noise-free)"})
-    if n_hidden:
-        ds["angle_B_WT"] = (("seed", "time", "layer"), angles,
-                            {"long_name": "angle between the rule's feedback and the transport it replaces",
-                             "units": "deg"})
-        ds["angle_update_bp"] = (("seed", "time", "layer"), upd_angles,
-                                 {"long_name": "angle between the rule's hidden update and backprop's",
-                                  "units": "deg"})
-    train_loss, train_acc = _evaluate(net, data.x_train, data.y_train, data.labels_train)
-    if train_acc is not None:
-        ds["train_accuracy"] = (("seed",), train_acc)
-    if has_test:
-        test_loss, test_acc = _evaluate(net, data.x_test, data.y_test, data.labels_test)
-        ds["test_loss"] = (("seed",), test_loss)
-        if test_acc is not None:
-            ds["test_accuracy"] = (("seed",), test_acc)
-            ds["accuracy"] = (("seed", "time"), test_acc_curve, {"long_name": "test accuracy"})
-    if data.x_val is not None and data.labels_val is not None and data.y_val is not None:
-        ds["validation_accuracy"] = (("seed",), _evaluate(net, data.x_val, data.y_val, data.labels_val)[1])
-    extra: dict[str, Any] = {"feedback": net.rule}
-    if n_hidden:
-        extra["angle_update_bp_final"] = upd_angles[:, -1].mean(axis=0).tolist()
-    if "validation_accuracy" in ds:
-        extra["validation_accuracy"] = float(ds["validation_accuracy"].mean())
-    ds.attrs["feedback"] = net.rule
-    ds.attrs["extra_summary"] = extra
-    return ds
+
+def _epoch(net: LayeredNet, train: _Split, params: StepParams, batch: int, order_rngs: list[np.random.Generator],
+           noise_rngs: list[np.random.Generator]) -> None:
+    """Every training sample once, in a fresh per-seed order, in minibatches of ``batch``."""
+    n_train = train.x.shape[1]
+    seed_index = np.arange(len(order_rngs))[:, None]
+    perm = np.stack([rng.permutation(n_train) for rng in order_rngs])
+    for start in range(0, n_train, batch):
+        idx = perm[:, start:start + batch]
+        train_step(net, train.x[seed_index, idx], train.y[seed_index, idx], params, noise_rngs)
+
+
+class _Curves:
+    """Per-epoch loss, test accuracy, feedback and update angles, and the final dataset."""
+
+    def __init__(self, net: LayeredNet, data: _Data, epochs: int):
+        self.net, self.data = net, data
+        S, n_hidden = net.n_seeds, len(net.W) - 1
+        n_probe = min(data.train.x.shape[1], 1000)
+        self.probe = (data.train.x[:, :n_probe], data.train.y[:, :n_probe])
+        self.loss = np.empty((S, epochs + 1))
+        self.test_accuracy = np.full((S, epochs + 1), np.nan)
+        self.angles = np.empty((S, epochs + 1, n_hidden))
+        self.update_angles = np.empty((S, epochs + 1, n_hidden))
+
+    def record(self, k: int) -> None:
+        net, data = self.net, self.data
+        self.loss[:, k] = _evaluate(net, data.train.x, data.train.y, None)[0]
+        if data.test is not None and data.classification:
+            self.test_accuracy[:, k] = _evaluate(net, data.test.x, data.test.y, data.test.labels)[1]
+        self.angles[:, k] = net.feedback_angles()
+        self.update_angles[:, k] = _update_angles(net, *self.probe)
+
+    def dataset(self, seeds: list[int]) -> xr.Dataset:
+        net, data = self.net, self.data
+        n_hidden = len(net.W) - 1
+        coords = {"seed": seeds, "time": np.arange(self.loss.shape[1]), "layer": np.arange(1, n_hidden + 1)}
+        ds = xr.Dataset(coords=coords)
+        ds["time"].attrs["units"] = "epoch"
+        ds["loss"] = (("seed", "time"), self.loss, {"long_name": "training loss ½‖y − y*‖² (noise-free)"})
+        if n_hidden:
+            ds["angle_B_WT"] = (("seed", "time", "layer"), self.angles,
+                                {"long_name": "angle between the rule's feedback and the transport it replaces",
+                                 "units": "deg"})
+            ds["angle_update_bp"] = (("seed", "time", "layer"), self.update_angles,
+                                     {"long_name": "angle between the rule's hidden update and backprop's",
+                                      "units": "deg"})
+        train_acc = _evaluate(net, data.train.x, data.train.y, data.train.labels)[1]
+        if train_acc is not None:
+            ds["train_accuracy"] = (("seed",), train_acc)
+        if data.test is not None:
+            test_loss, test_acc = _evaluate(net, data.test.x, data.test.y, data.test.labels)
+            ds["test_loss"] = (("seed",), test_loss)
+            if test_acc is not None:
+                ds["test_accuracy"] = (("seed",), test_acc)
+                ds["accuracy"] = (("seed", "time"), self.test_accuracy, {"long_name": "test accuracy"})
+        val = data.validation
+        if val is not None and val.labels is not None:
+            ds["validation_accuracy"] = (("seed",), _evaluate(net, val.x, val.y, val.labels)[1])
+        extra: dict[str, Any] = {"feedback": net.rule}
+        if n_hidden:
+            extra["angle_update_bp_final"] = self.update_angles[:, -1].mean(axis=0).tolist()
+        if "validation_accuracy" in ds:
+            extra["validation_accuracy"] = float(ds["validation_accuracy"].mean())
+        ds.attrs["feedback"] = net.rule
+        ds.attrs["extra_summary"] = extra
+        return ds
 
 
 @register_check("model")

@@ -268,6 +268,7 @@ class _Run:
             bar.close()
 
     def test_point(self, t: float) -> None:
+        assert self.data.x_test is not None
         ev = steady_state_scores(self.model, self.net.W, self.data.x_test, self.data.y_test, self.data.labels_test)
         if "accuracy" in ev:
             self.test_curve.append(ev["accuracy"])

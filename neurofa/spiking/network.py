@@ -77,6 +77,7 @@ def _timed_arrays(s: Structure, values: RunValues, prefix: str) -> dict[str, Tim
     t_pres = s.t_pres * ms
     arrays = {"stim": values.stim, "gate_learn": values.gate_learn}
     if s.target:
+        assert values.target is not None
         arrays.update(target=values.target, gate_nudge=values.gate_nudge)
     return {name: TimedArray(np.asarray(a, dtype=float), dt=t_pres, name=f"{prefix}_{name}")
             for name, a in arrays.items()}

@@ -3,7 +3,7 @@ regression, both drawn U[input_low, input_high] per seed (``docs/science.md`` §
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,7 +22,7 @@ def synthetic_inputs(task: Any, n_in: int, seed: int) -> TaskData:
     """``n_train`` (+ ``n_test``) inputs U[input_low, input_high]; they depend on ``task.data_seed`` and ``seed``
     together. The teacher task's targets are filled by the model that uses it."""
     data_seed = int(task.data_seed) * 100_003 + int(seed)
-    kind = "unsupervised" if task.name == "backprojection" else "regression"
+    kind: Literal["unsupervised", "regression"] = "unsupervised" if task.name == "backprojection" else "regression"
     x_train = uniform_inputs(task.n_train, n_in, task.input_low, task.input_high, data_seed, tag=0)
     x_test = (uniform_inputs(task.n_test, n_in, task.input_low, task.input_high, data_seed, tag=1)
               if task.n_test else None)

@@ -74,6 +74,7 @@ def run(settings: Settings, quick: bool = False, progress: bool = True) -> Resul
     for seed in seeds:
         rng = np.random.default_rng([seed, 0])
         data, _ = linear_teacher_task(s.n_in, s.n_out, updates * s.batch_size, 0, rng)
+        assert data.y_train is not None
         xs.append(data.x_train)
         ys.append(data.y_train)
         Ws.append([rng.uniform(-s.init_forward, s.init_forward, size=(sizes[i], sizes[i - 1])) for i in (1, 2)])

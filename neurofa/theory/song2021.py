@@ -294,7 +294,7 @@ def run(settings: Settings | None = None, quick: bool = False, progress: bool = 
 
         bar = tqdm(total=total, desc="song2021", unit="step", leave=False)
     tick = bar.update if bar is not None else None
-    common = {"activation": s.activation, "schedule": s.eta_schedule, "record_every": s.record_every,
+    common: dict[str, Any] = {"activation": s.activation, "schedule": s.eta_schedule, "record_every": s.record_every,
               "callback": tick}
     try:
         # main run: FA and BP from the same initialisation, as one batch of two
