@@ -1,0 +1,117 @@
+"""The package's shape, checked on its source: imports point one way, the rate reference never touches Brian2, the
+feedback mode is decided by the rule registry alone, and the simulators' functions stay short."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from neurofa.model.rule import FEEDBACK
+from neurofa.rate.layered import RULES as DISCRETE_RULES
+
+PACKAGE = Path(__file__).resolve().parents[1] / "neurofa"
+#: modules where a rule's own name may appear in a comparison: the rule registries themselves
+RULE_MODULES = {"neurofa.model.rule", "neurofa.rate.layered"} | {
+    f"neurofa.model.rules.{p.stem}" for p in (PACKAGE / "model" / "rules").glob("*.py")}
+#: imports allowed inside functions: Brian2 (imported on first simulation) and optional dependencies
+LAZY = {"brian2", "sklearn.datasets", "dask_jobqueue"}
+
+
+def modules() -> dict[str, ast.Module]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = ast.parse(path.read_text(), filename=str(path))
+    return out
+
+
+def _runtime_imports(tree: ast.Module, known: set[str]) -> set[str]:
+    """neurofa modules imported at module level (not under ``if TYPE_CHECKING``); ``from pkg import submodule``
+    counts as an import of the submodule."""
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            continue
+        for sub in ast.walk(node) if isinstance(node, (ast.Import, ast.ImportFrom, ast.If, ast.Try)) else ():
+            if isinstance(sub, ast.Import):
+                found |= {a.name for a in sub.names if a.name.startswith("neurofa")}
+            elif isinstance(sub, ast.ImportFrom) and sub.module and sub.module.startswith("neurofa"):
+                for a in sub.names:
+                    full = f"{sub.module}.{a.name}"
+                    found.add(full if full in known else sub.module)
+    return found
+
+
+def test_imports_have_no_cycles() -> None:
+    mods = modules()
+    graph = {m: {i for i in _runtime_imports(t, set(mods)) if i in mods and i != m} for m, t in mods.items()}
+    # a package's __init__ may import its own submodules (re-exports); edges into a package from its submodules
+    # are the cycles that matter
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in graph[m]:
+            if m.startswith(n + ".") or (n == "neurofa" and m != "neurofa"):
+                raise AssertionError(f"{m} imports its package {n}")
+            if state.get(n) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(n):] + [n]))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m)
+
+
+def test_the_rate_reference_never_imports_the_simulator_it_checks() -> None:
+    for name, tree in modules().items():
+        if not name.startswith(("neurofa.rate", "neurofa.model", "neurofa.recording")):
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith(("brian2", "neurofa.spiking")) for n in names), (name, names)
+
+
+def test_imports_inside_functions_are_only_brian2_and_optional_dependencies() -> None:
+    for name, tree in modules().items():
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.Import):
+                    assert all(a.name.split(".")[0] in LAZY or a.name in LAZY for a in node.names), (name, func.name)
+                elif isinstance(node, ast.ImportFrom):
+                    assert (node.module or "") in LAZY or (node.module or "").split(".")[0] in LAZY, (name, func.name)
+
+
+def test_the_feedback_mode_is_never_compared_as_a_string_outside_the_rule_modules() -> None:
+    names = set(FEEDBACK) | set(DISCRETE_RULES)
+    for name, tree in modules().items():
+        if name in RULE_MODULES or name.startswith("neurofa.theory"):
+            continue  # the theory reproductions compare their own two-rule settings (Song2021: fa, bp)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                strings = {o.value for o in operands if isinstance(o, ast.Constant) and isinstance(o.value, str)}
+                for o in operands:
+                    if isinstance(o, (ast.Tuple, ast.List, ast.Set)):
+                        strings |= {e.value for e in o.elts if isinstance(e, ast.Constant)}
+                assert not (strings & names), (name, ast.unparse(node))
+
+
+@pytest.mark.parametrize("subpackage", ["rate", "spiking"])
+def test_simulator_functions_are_short(subpackage: str) -> None:
+    for path in sorted((PACKAGE / subpackage).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                assert length <= 80, f"{path.name}:{node.lineno} {node.name} has {length} lines"
