@@ -20,7 +20,9 @@ backprojections B, and :data:`RULES` for every rule. A rule module registers its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+
+import numpy as np
 
 if TYPE_CHECKING:
     from neurofa.config import Config
@@ -31,6 +33,7 @@ __all__ = [
     "SynapseCode",
     "Estimators",
     "TimeScale",
+    "RateKernel",
     "Rule",
     "FeedbackRule",
     "RULES",
@@ -107,6 +110,19 @@ class TimeScale:
     sigma: float
 
 
+class RateKernel(Protocol):
+    """What the rate kernel (:class:`neurofa.rate.dynamics.Microcircuit`) offers the rules' hooks: the weight views
+    (batched, ``W[ℓ-1]`` is W_ℓ), the forward increment applied in this step, and the current decay factors."""
+
+    W: list[np.ndarray]
+    B: list[np.ndarray]
+    B_PI: list[np.ndarray]
+
+    def forward_increment(self, layer: int) -> np.ndarray: ...
+
+    def decay_factor(self, projection: str) -> float: ...
+
+
 class Rule:
     """A plasticity rule of one projection (base class: a fixed weight, no plasticity).
 
@@ -138,10 +154,10 @@ class Rule:
         """Rate (1/ms) of a multiplicative decay M ← (1 − rate · dt · f(t)) M applied with the increments."""
         return 0.0
 
-    def rate_init(self, net: Any, projection: Projection) -> None:
+    def rate_init(self, net: RateKernel, projection: Projection) -> None:
         """Hook after the rate kernel set its initial weights (e.g. to impose a constraint)."""
 
-    def rate_after_forward(self, net: Any, projection: Projection) -> None:
+    def rate_after_forward(self, net: RateKernel, projection: Projection) -> None:
         """Hook after every update of the forward weights (e.g. to follow W)."""
 
     # -- spiking backend ---------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ class ApicalInhibition(Rule):
     eta: float
 
     @classmethod
-    def from_config(cls, cfg: Config, layer: int, model: dict[str, Any]) -> ApicalInhibition:
+    def from_config(cls, cfg: Config, layer: int, model: dict[str, Projection]) -> ApicalInhibition:
         p = cfg.plasticity
         n_hidden = len(cfg.network.layers) - 2
         return cls(eta=layer_values(p.eta_pi, n_hidden)[layer - 1] if p.learn_lateral else 0.0)

@@ -9,7 +9,7 @@ standalone build serves both rules and a sweep over ``plasticity.feedback: [fa, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from neurofa.config import Config, layer_values
 from neurofa.model.rule import Estimators, FeedbackRule, SynapseCode, register
@@ -33,7 +33,7 @@ class Fixed(FeedbackRule):
     alpha: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Config, layer: int, model: dict[str, Any]) -> Fixed:
+    def from_config(cls, cfg: Config, layer: int, model: dict[str, Projection]) -> Fixed:
         p = cfg.plasticity
         eta_bw = layer_values(p.eta_bw, len(cfg.network.layers) - 2)[layer - 1]
         return cls(shares_build=p.learn_feedback and eta_bw > 0, alpha=p.alpha)

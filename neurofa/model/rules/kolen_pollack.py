@@ -16,13 +16,13 @@ of the ``bp`` rule (:mod:`neurofa.model.rules.transpose`) plus the decay −η �
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurofa.config import Config
-from neurofa.model.rule import Estimators, FeedbackRule, SynapseCode, register
-from neurofa.model.rules.urbanczik import MIRROR_ORDER, UrbanczikSenn, code_values, urbanczik_senn
+from neurofa.model.rule import Estimators, FeedbackRule, RateKernel, SynapseCode, register
+from neurofa.model.rules.urbanczik import forward_rule, mirrored_synapse
 
 if TYPE_CHECKING:
     from neurofa.model.description import Projection
@@ -43,9 +43,8 @@ class KolenPollack(FeedbackRule):
     tau_lo: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Config, layer: int, model: dict[str, Any]) -> KolenPollack:
-        forward = model[f"W{layer + 1}"].rule
-        assert isinstance(forward, UrbanczikSenn)
+    def from_config(cls, cfg: Config, layer: int, model: dict[str, Projection]) -> KolenPollack:
+        forward = forward_rule(model, layer + 1)
         eta = forward.eta if cfg.plasticity.learn_feedback else 0.0
         return cls(eta=eta, decay=cfg.plasticity.alpha, tau_lo=forward.low_pass)
 
@@ -56,15 +55,11 @@ class KolenPollack(FeedbackRule):
     def forward_decay(self) -> float:
         return self.decay if self.learns else 0.0
 
-    def rate_after_forward(self, net: Any, projection: Projection) -> None:
+    def rate_after_forward(self, net: RateKernel, projection: Projection) -> None:
         ell = projection.layer
         B = net.B[ell - 1]
         B *= net.decay_factor(f"W{ell + 1}")
         B += np.swapaxes(net.forward_increment(ell + 1), -1, -2)
 
     def synapse(self, projection: Projection, estimators: Estimators, summed: str) -> SynapseCode:
-        if not self.learns:
-            return SynapseCode("w : 1\n" + summed)
-        model, on_pre = urbanczik_senn(summed, "pre", "post", self.tau_lo, self.decay, estimators)
-        return SynapseCode(model, on_pre=on_pre, values=code_values(self.eta, self.tau_lo, self.decay),
-                           order=MIRROR_ORDER)
+        return mirrored_synapse(summed, self.learns, self.eta, self.tau_lo, self.decay, estimators)

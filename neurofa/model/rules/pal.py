@@ -69,7 +69,7 @@ class PAL(FeedbackRule):
     sigma: float
 
     @classmethod
-    def from_config(cls, cfg: Config, layer: int, model: dict[str, Any]) -> PAL:
+    def from_config(cls, cfg: Config, layer: int, model: dict[str, Projection]) -> PAL:
         p = cfg.plasticity
         n_hidden = len(cfg.network.layers) - 2
         eta = layer_values(p.eta_bw, n_hidden)[layer - 1] if p.learn_feedback else 0.0

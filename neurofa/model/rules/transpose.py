@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurofa.config import Config
-from neurofa.model.rule import Estimators, FeedbackRule, Rule, SynapseCode, register
-from neurofa.model.rules.urbanczik import MIRROR_ORDER, UrbanczikSenn, code_values, urbanczik_senn
+from neurofa.model.rule import Estimators, FeedbackRule, RateKernel, Rule, SynapseCode, register
+from neurofa.model.rules.urbanczik import forward_rule, mirrored_synapse
 
 if TYPE_CHECKING:
     from neurofa.model.description import Projection
@@ -40,9 +40,8 @@ class Transpose(FeedbackRule):
     tau_lo: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Config, layer: int, model: dict[str, Any]) -> Transpose:
-        forward = model[f"W{layer + 1}"].rule
-        assert isinstance(forward, UrbanczikSenn)
+    def from_config(cls, cfg: Config, layer: int, model: dict[str, Projection]) -> Transpose:
+        forward = forward_rule(model, layer + 1)
         return cls(eta=forward.eta, tau_lo=forward.low_pass)
 
     @property
@@ -55,25 +54,21 @@ class Transpose(FeedbackRule):
     def ties_apical_inhibition(self) -> bool:
         return True
 
-    def rate_init(self, net: Any, projection: Projection) -> None:
+    def rate_init(self, net: RateKernel, projection: Projection) -> None:
         self._impose(net, projection.layer)
 
-    def rate_after_forward(self, net: Any, projection: Projection) -> None:
+    def rate_after_forward(self, net: RateKernel, projection: Projection) -> None:
         self._impose(net, projection.layer)
 
     @staticmethod
-    def _impose(net: Any, layer: int) -> None:
+    def _impose(net: RateKernel, layer: int) -> None:
         np.copyto(net.B[layer - 1], np.swapaxes(net.W[layer], -1, -2))
         np.negative(net.B[layer - 1], out=net.B_PI[layer - 1])
 
     def synapse(self, projection: Projection, estimators: Estimators, summed: str) -> SynapseCode:
         summed = f"v_api_B_post = w*(x_pre - {PARTNER_TRACE}_pre) : 1 (summed)\n"
         links = ((PARTNER_TRACE, f"I{projection.layer}", "x"),)
-        if not self.learns:
-            return SynapseCode("w : 1\n" + summed, pre_links=links)
-        model, on_pre = urbanczik_senn(summed, "pre", "post", self.tau_lo, 0.0, estimators)
-        return SynapseCode(model, on_pre=on_pre, values=code_values(self.eta, self.tau_lo, 0.0), pre_links=links,
-                           order=MIRROR_ORDER)
+        return mirrored_synapse(summed, self.learns, self.eta, self.tau_lo, 0.0, estimators, links)
 
 
 @register

@@ -28,7 +28,7 @@ from neurofa.model.rule import Estimators, Rule, SynapseCode, TimeScale, registe
 if TYPE_CHECKING:
     from neurofa.model.description import Projection
 
-__all__ = ["UrbanczikSenn", "urbanczik_senn", "MIRROR_ORDER"]
+__all__ = ["UrbanczikSenn", "urbanczik_senn", "mirrored_synapse", "forward_rule", "MIRROR_ORDER"]
 
 #: schedule order of synapses that mirror W_{ℓ+1}'s increments: after the neuron groups (order 0), as W's own state
 #: update runs (its name sorts after the groups'), so that both read the traces of the same step
@@ -69,6 +69,18 @@ def code_values(eta: float, tau_lo: float, decay: float) -> tuple[tuple[str, flo
     if decay > 0:
         values.append(("lam", decay, "1"))
     return tuple(values)
+
+
+def mirrored_synapse(summed: str, learns: bool, eta: float, tau_lo: float, decay: float, estimators: Estimators,
+                     pre_links: tuple[tuple[str, str, str], ...] = ()) -> SynapseCode:
+    """Brian2 code of a backprojection B_ℓ whose synapse ij receives exactly the increments of W_{ℓ+1, ji}: the rule
+    with pre and post swapped (a jump on the spike of cell j of layer ℓ+1, the clock-driven −η φ(v̂_j) x_i, the
+    decay −η λ w), scheduled after the neuron groups as W's own update is, so both read the same traces."""
+    if not learns:
+        return SynapseCode("w : 1\n" + summed, pre_links=pre_links)
+    model, on_pre = urbanczik_senn(summed, "pre", "post", tau_lo, decay, estimators)
+    return SynapseCode(model, on_pre=on_pre, values=code_values(eta, tau_lo, decay), pre_links=pre_links,
+                       order=MIRROR_ORDER)
 
 
 @register
@@ -129,3 +141,10 @@ class UrbanczikSenn(Rule):
             return SynapseCode("w : 1\n" + summed)
         model, on_post = urbanczik_senn(summed, "post", "pre", self.low_pass, self.decay, estimators)
         return SynapseCode(model, on_post=on_post, values=code_values(self.eta, self.low_pass, self.decay))
+
+
+def forward_rule(model: dict[str, Projection], layer: int) -> UrbanczikSenn:
+    """The rule of W_ℓ among the projections built so far (for rules of B_{ℓ−1} that follow it)."""
+    rule = model[f"W{layer}"].rule
+    assert isinstance(rule, UrbanczikSenn)
+    return rule
