@@ -75,7 +75,6 @@ class Result:
     dataset: xr.Dataset
     summary: dict[str, Any] = field(default_factory=dict)
     config_text: str = ""
-    figures: dict[str, Any] = field(default_factory=dict)
 
     # -- views -------------------------------------------------------------------------------------------------
     def alignment_angles(self, kind: str = "B_WT") -> xr.DataArray:

@@ -113,18 +113,6 @@ class Layout:
         """Units of the hidden pyramidal cells (layers 1 … N−1)."""
         return np.concatenate([np.arange(s.start, s.stop) for s in self.pyr[:-1]])
 
-    def unit_layer(self, idx: Array) -> Array:
-        """Layer index ℓ of the units ``idx`` (pyramidal: their layer; interneurons: the layer they belong to)."""
-        out = np.empty(len(idx), dtype=int)
-        for i, u in enumerate(idx):
-            for ell, s in enumerate(self.pyr, start=1):
-                if s.start <= u < s.stop:
-                    out[i] = ell
-            for ell, s in enumerate(self.inter, start=1):
-                if s.start <= u < s.stop:
-                    out[i] = ell
-        return out
-
 
 @dataclass
 class _Channel:
@@ -157,7 +145,6 @@ class Microcircuit:
         self.scheme: Scheme = SCHEMES[simulation.scheme]
         self.output_linear = model.output_linear
         self.phi = _transfer(model.activation)
-        self.phi_prime = activation(model.activation)[1]
         self._pack(weights)
         self._coefficients()
         self._learning()
