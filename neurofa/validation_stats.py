@@ -1,7 +1,7 @@
 """Statistics of the spiking-vs-rate validation: agreement measures, seed bands and the convergence slope.
 
 Pure functions on arrays (no backend). The spiking microcircuit is the rate model with Poisson spikes
-(SCIENCE.md §3): when the rate backend is its exact mean field, their differences are spike noise, whose size
+(docs/science.md §3): when the rate backend is its exact mean field, their differences are spike noise, whose size
 falls like 1/√(ν_max T). :func:`convergence_slope` fits that law on a log–log scale.
 """
 
@@ -67,7 +67,7 @@ def convergence_slope(scales: np.ndarray, errors: np.ndarray, confidence: float 
     r"""Fit log(error) = c − s · log(scale) by least squares and return s with its confidence interval.
 
     ``errors`` is (n_scales,) or (n_scales, n_repeats) — repeats (e.g. seeds) at each scale add degrees of freedom.
-    For spike noise s = ½ (errors ∝ 1/√(ν_max T), SCIENCE.md §3).
+    For spike noise s = ½ (errors ∝ 1/√(ν_max T), docs/science.md §3).
     """
     scales = np.asarray(scales, dtype=float)
     errors = np.asarray(errors, dtype=float)

@@ -115,3 +115,19 @@ def test_simulator_functions_are_short(subpackage: str) -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 assert length <= 80, f"{path.name}:{node.lineno} {node.name} has {length} lines"
+
+
+def test_docstrings_cite_sections_that_exist() -> None:
+    """Every ``docs/science.md §X.Y`` cited in the package names a section of the project's own science notes."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "science.md").read_text()
+    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", text, flags=re.M))
+    cited: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        source = path.read_text()
+        assert "SCIENCE.md" not in source, path
+        for match in re.finditer(r"docs/science\.md``? (§[\d.§–, ]+)", source):
+            cited |= set(re.findall(r"(\d+(?:\.\d+)?)", match.group(1)))
+    assert cited, "no citations found"
+    assert cited <= sections, sorted(cited - sections)

@@ -1,4 +1,4 @@
-"""Discrete-time layered networks: the learning rules' defining properties (SCIENCE.md §1, §1.3)."""
+"""Discrete-time layered networks: the learning rules' defining properties (docs/science.md §1, §1.3)."""
 
 import numpy as np
 import pytest

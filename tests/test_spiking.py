@@ -170,7 +170,7 @@ def test_same_seed_same_spikes_different_seed_different(runs: dict[str, object])
 
 
 def test_model_files_are_valid_spiking_configurations() -> None:
-    """Every shipped spiking model loads, passes the backend checks and keeps rates ≤ 500 Hz (SCIENCE.md §3)."""
+    """Every shipped spiking model loads, passes the backend checks and keeps rates ≤ 500 Hz (docs/science.md §3)."""
     from pathlib import Path
 
     files = sorted((Path(__file__).resolve().parents[1] / "models").glob("spiking_*.yaml"))

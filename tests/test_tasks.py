@@ -1,4 +1,4 @@
-"""Tasks: Yin-Yang geometry and splits (SCIENCE.md §4), bars, digits, MNIST file loaders, teachers."""
+"""Tasks: Yin-Yang geometry and splits (docs/science.md §4), bars, digits, MNIST file loaders, teachers."""
 
 import gzip
 import math
@@ -19,7 +19,7 @@ def yinyang():
 
 
 def _geometry_class(x, y):
-    """SCIENCE.md §4, written independently of the generator."""
+    """docs/science.md §4, written independently of the generator."""
     d_r = math.hypot(x - 0.75, y - 0.5)
     d_l = math.hypot(x - 0.25, y - 0.5)
     if d_r < 0.1 or d_l < 0.1:

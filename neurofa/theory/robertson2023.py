@@ -5,7 +5,7 @@ hidden neuron i of layer ℓ conserves under gradient flow
 
     Q_ℓ[i] = ‖W_ℓ[i,:]‖² − 2 Σ_j B_ℓ[i,j] W_{ℓ+1}[j,i]          (:func:`neurofa.metrics.conserved_quantity`)
 
-(B_ℓ shaped like W_{ℓ+1}ᵀ; SCIENCE.md calls it B_{ℓ+1}), because φ'(a) a = φ(a) for ReLU and linear units. With
+(B_ℓ shaped like W_{ℓ+1}ᵀ; the paper calls it B_{ℓ+1}), because φ'(a) a = φ(a) for ReLU and linear units. With
 full-batch Euler steps of size η the drift max_t |Q(t) − Q(0)| over a fixed training time T = η·steps is O(η):
 halving η halves it. A saturating nonlinearity (tanh) breaks the law (negative control).
 

@@ -1,6 +1,6 @@
 """Song2021: convergence and alignment of a two-layer network trained with random backpropagation weights.
 
-Model (Song2021, SCIENCE.md §1.1): f(x) = (1/√p) Σ_r β_r ψ(w_rᵀx) with p hidden units, loss ½ Σ_i e_i²,
+Model (Song2021, docs/science.md §1.1): f(x) = (1/√p) Σ_r β_r ψ(w_rᵀx) with p hidden units, loss ½ Σ_i e_i²,
 e_i = f(x_i) − y_i. W, β and the fixed feedback vector b are drawn i.i.d. N(0, 1); the inputs x_i lie uniformly on
 the unit sphere in R^d and the targets are y_i ~ U(−1, 1). Full-batch feedback alignment (the paper's Algorithm 1)
 with ridge λ on the second layer:
@@ -15,7 +15,7 @@ Step size. ``eta = 0`` picks η₀ = 1/λ_max(G(0)) with G_ij = (1/p) Σ_r ψ(w_
 η₀ ≤ 0.5/λ so the decay factor stays in (0, 1)). With the ``adaptive`` schedule (default) the step shrinks as the
 first layer grows: η_t = η₀ · min(1, λ_max(G(0)) / λ_max(G(t))), λ_max(G(t)) tracked by one warm-started power
 iteration per step. For λ = 0 the network stays in the lazy regime, G barely moves and the schedule changes η by a
-few per cent; with a large ridge a constant η lets W grow until the run diverges (as SCIENCE.md warns; measured:
+few per cent; with a large ridge a constant η lets W grow until the run diverges (docs/science.md §1.1; measured:
 λ = 0.3 at p = 1000 within 10,000 steps, λ = 1 at p = 100 within ~500 steps), which the schedule prevents.
 
 With ``activation = 'linear'`` f is linear in x, so n > d points cannot be interpolated and the loss stalls at the
