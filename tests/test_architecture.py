@@ -131,3 +131,40 @@ def test_docstrings_cite_sections_that_exist() -> None:
             cited |= set(re.findall(r"(\d+(?:\.\d+)?)", match.group(1)))
     assert cited, "no citations found"
     assert cited <= sections, sorted(cited - sections)
+
+
+def _definitions(tree: ast.Module) -> list[tuple[str, int]]:
+    """Public top-level functions, classes and constants, and public methods, with their line numbers; registered
+    callables (decorated functions) are used by their registry."""
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.decorator_list:
+            out.append((node.name, node.lineno))
+        if isinstance(node, ast.ClassDef):
+            out += [(f.name, f.lineno) for f in node.body if isinstance(f, ast.FunctionDef)
+                    and not f.decorator_list and not f.name.startswith("_")]
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out += [(t.id, node.lineno) for t in targets if isinstance(t, ast.Name) and t.id.isupper()]
+    return [(name, line) for name, line in out if not name.startswith("_")]
+
+
+def test_nothing_is_defined_that_nothing_uses() -> None:
+    """Every public name the package defines is used somewhere in its code, tests or scripts (names only in
+    ``__all__`` or a docstring do not count)."""
+    root = PACKAGE.parent
+    used: set[str] = set()
+    for path in [*PACKAGE.rglob("*.py"), *(root / "tests").glob("*.py"), *(root / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                used.add(node.attr)
+            elif isinstance(node, ast.alias) and not path.is_relative_to(PACKAGE):
+                used.add(node.name.split(".")[-1])  # imported by a test or script
+            elif isinstance(node, ast.ImportFrom) and path.is_relative_to(PACKAGE):
+                used |= {a.name for a in node.names if a.name != "*"}
+    used |= {"setup"}  # called by Dask (WorkerPlugin.setup)
+    unused = [f"{path.relative_to(root)}:{line} {name}" for path in sorted(PACKAGE.rglob("*.py"))
+              for name, line in _definitions(ast.parse(path.read_text())) if name not in used]
+    assert not unused, unused

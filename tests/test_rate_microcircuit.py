@@ -1,4 +1,4 @@
-"""Rate microcircuit (docs/science.md §2): alignment by PAL, self-prediction, backprop equivalence, mean field, configs."""
+"""Rate microcircuit (docs/science.md §2): PAL alignment, self-prediction, backprop equivalence, mean field, configs."""
 
 from __future__ import annotations
 

@@ -35,6 +35,9 @@ def test_save_and_load_round_trip(tmp_path):
     assert Result.is_complete(tmp_path / "run")
     back = Result.load(tmp_path / "run")
     xr.testing.assert_allclose(back.dataset, ds)
+    xr.testing.assert_allclose(back.alignment_angles(), ds["angle_B_WT"])
+    with pytest.raises(KeyError, match="angle_B_RHS"):
+        back.alignment_angles("B_RHS")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["seeds"] == [0, 1, 2]
     assert (tmp_path / "run" / "figures" / "angle_B_WT.png").stat().st_size > 1000
 

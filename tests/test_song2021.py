@@ -116,7 +116,7 @@ def test_fa_with_feedback_equal_to_beta_makes_the_bp_step():
 
 
 def test_large_ridge_needs_the_shrinking_step():
-    """docs/science.md §1.1: with large λ a constant η diverges as W grows; η_t ∝ 1/λ_max(G(t)) stays stable and aligns."""
+    """docs/science.md §1.1: with large λ a constant η diverges as W grows; η_t ∝ 1/λ_max(G(t)) stays stable."""
     prob = init_problem([0, 1], p=100, n=40, d=10)
     args = (prob["x"], prob["y"], prob["w"], prob["beta"], prob["b"])
     constant = train(*args, steps=1000, lam=1.0, schedule="constant")

@@ -68,7 +68,6 @@ __all__ = [
     "DiscreteRule",
     "forward",
     "output_error",
-    "feedback_matrices",
     "hidden_errors",
     "forward_updates",
     "kp_feedback_update",
@@ -314,12 +313,6 @@ def _rule(name: str) -> DiscreteRule:
     return RULES[name]
 
 
-def feedback_matrices(rule: str, W: Sequence[Array], B: Sequence[Array]) -> list[Array]:
-    """The matrices F_ℓ (shaped like W_{ℓ+1}ᵀ) that carry δ_{ℓ+1} to hidden layer ℓ: W_{ℓ+1}ᵀ (bp),
-    sign(W_{ℓ+1})ᵀ (sign) or B_ℓ (fa, kp, mirror, pal). DFA has no layer-to-layer feedback."""
-    return _rule(rule).feedback(W, B)
-
-
 def hidden_errors(
     rule: str,
     W: Sequence[Array],
@@ -331,7 +324,7 @@ def hidden_errors(
 ) -> list[Array]:
     """Errors [δ_1 … δ_L] (δ_L = e) of every layer under ``rule`` (see the module table).
 
-    Row-vector form: δ_ℓ = φ'(a_ℓ) ⊙ (δ_{ℓ+1} F_ℓᵀ) with F_ℓ from :func:`feedback_matrices`, or
+    Row-vector form: δ_ℓ = φ'(a_ℓ) ⊙ (δ_{ℓ+1} F_ℓᵀ) with F_ℓ the rule's :meth:`DiscreteRule.feedback`, or
     δ_ℓ = φ'(a_ℓ) ⊙ (e D_ℓᵀ) for dfa.
     """
     return _rule(rule).hidden_errors(W, B, D, a_list, e, dphi)

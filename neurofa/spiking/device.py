@@ -47,7 +47,7 @@ from neurofa.config import Config
 from neurofa.spiking.network import Circuit, build_circuit
 from neurofa.spiking.structure import RunValues, Structure
 
-__all__ = ["stats", "RunOutput", "run_seed", "clear_builds", "PROGRESS_CPP"]
+__all__ = ["stats", "RunOutput", "run_seed", "PROGRESS_CPP"]
 
 _BUILDS: dict[str, _Build] = {}
 _STATS: dict[str, float] = {"builds": 0, "build_s": 0.0, "run_s": 0.0}
@@ -58,11 +58,6 @@ def stats() -> dict[str, Any]:
     """Builds and time spent in this process: ``builds``, ``cached_structures``, ``build_s``, ``run_s``."""
     return {"builds": int(_STATS["builds"]), "cached_structures": len(_BUILDS), "build_s": _STATS["build_s"],
             "run_s": _STATS["run_s"]}
-
-
-def clear_builds() -> None:
-    """Forget the cached standalone builds of this process (their directories stay on disk)."""
-    _BUILDS.clear()
 
 
 # ------------------------------------------------------------------------------------------------------------
