@@ -40,7 +40,8 @@ import numpy as np
 from neurofa.activations import activation
 from neurofa.circuit import STREAM_NOISE, InitialWeights, stream
 from neurofa.config import Config, Simulation
-from neurofa.model import Model, Rule, compile_model
+from neurofa.model import Model, Projection, Rule, compile_model
+from neurofa.model.rules.urbanczik import UrbanczikSenn
 from neurofa.rate.schemes import SCHEMES, Scheme
 
 __all__ = ["Layout", "Microcircuit", "NoiseSource", "logistic"]
@@ -211,9 +212,9 @@ class Microcircuit:
         U = lay.n_units
         lr_f = np.zeros(U)
         for p in model.of_kind("W"):
-            lr_f[lay.pyr[p.layer - 1]] = p.rule.eta * dt  # type: ignore[attr-defined]
+            lr_f[lay.pyr[p.layer - 1]] = _dendritic(p).eta * dt
         for p in model.of_kind("W_IP"):
-            lr_f[lay.inter[p.layer - 1]] = p.rule.eta * dt  # type: ignore[attr-defined]
+            lr_f[lay.inter[p.layer - 1]] = _dendritic(p).eta * dt
         self.lr_f = lr_f
         self.learn_F = bool(np.any(lr_f != 0))
         self.learn_W = bool(np.any(lr_f[lay.pyr_idx] != 0))
@@ -221,11 +222,13 @@ class Microcircuit:
         self.learn_G = any(bool(np.any(c.lr != 0)) for c in self._channels)
         self.learn_B = any(c.pre == "high_pass" and bool(np.any(c.lr != 0)) for c in self._channels)
         self._decay_F, self._decay_F_rate = _decays(self.F, model, ("W", "W_IP"), lay, dt)
+        # where each W_ℓ's entries start in the flat forward buffer (block ℓ−1 holds W_ℓ's rows first)
+        self._W_offset = {f"W{ell}": sum(f[0].size for f in self.F[: ell - 1]) for ell in range(1, lay.n_layers + 1)}
         self._decay_G, self._decay_G_rate = _decays(self.G, model, ("B", "B_PI"), lay, dt)
         self._lr_base = lr_f.copy()
         self.lr_factor = 1.0
         forward = model.of_kind("W")
-        self.tau_lo = max(p.rule.low_pass for p in forward)  # type: ignore[attr-defined]
+        self.tau_lo = max(_dendritic(p).low_pass for p in forward)
         self.k_lo = dt / self.tau_lo if self.tau_lo > 0 else 0.0
         self.W_lo = [np.zeros_like(w) for w in self.W] if (self.k_lo and self.learn_W) else None
         self._after_forward = [p for p in model
@@ -277,11 +280,9 @@ class Microcircuit:
 
     def decay_factor(self, projection: str) -> float:
         """The factor 1 − η λ dt f(t) that multiplies the weights of ``projection`` (a W_ℓ name) this step."""
-        layer = self.model.projection(projection).layer
         if self._decay_F is None:
             return 1.0
-        offset = sum(f[0].size for f in self.F[: layer - 1])
-        return float(self._decay_F[offset])
+        return float(self._decay_F[self._W_offset[projection]])
 
     def set_learning_rate_factor(self, f: float) -> None:
         """Multiply every plastic rate (η_fw, η_IP, η_PI, η_bw and the decays η α, η λ) by ``f`` from now on.
@@ -460,6 +461,13 @@ class Microcircuit:
     def prospective_voltage(self) -> Array:
         """ŭ of all units as used for this step's rates."""
         return self.ueff if self.prospective else self.u
+
+
+def _dendritic(projection: Projection) -> UrbanczikSenn:
+    """The dendritic prediction rule of a W or W^IP projection (the only rule the forward blocks interpret)."""
+    rule = projection.rule
+    assert isinstance(rule, UrbanczikSenn), f"{projection.name}: the rate kernel interprets urbanczik rules only"
+    return rule
 
 
 def _channels(model: Model, lay: Layout, dt: float) -> list[_Channel]:
