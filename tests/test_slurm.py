@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -44,6 +45,11 @@ def slurm_unavailable() -> str | None:
 @pytest.fixture
 def slurm():
     reason = slurm_unavailable()
+    for _ in range(10):  # a controller that has just started may answer sinfo with a transient error
+        if not reason or os.environ.get("CI") != "true":
+            break
+        time.sleep(3.0)
+        reason = slurm_unavailable()
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"SLURM must run on CI: {reason}")
