@@ -6,6 +6,7 @@ PAL program with η_bw = σ = 0, so both feedback rules and all seeds reuse it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -30,6 +31,7 @@ def plan_and_run(cfg: object) -> tuple:
     return run_planned(SpikingPlan.of(cfg), circuit_task(cfg, 0), initial_weights(cfg, [0]), 0, 0)
 
 brian2 = pytest.importorskip("brian2")
+LD_BIND_NOW_AT_IMPORT = os.environ.get("LD_BIND_NOW")  # collected before any simulation of the session
 
 
 def small_config(feedback: str, **overrides: object) -> object:
@@ -105,6 +107,11 @@ def test_effective_parameters_and_mean_field() -> None:
     assert effective_parameters(fa).sigma == 0.0
     model = compile_model(mean_field_config(fa))
     assert model.noise_sigma == 0.0 and not any(p.learns for p in model.of_kind("B"))
+
+
+def test_a_standalone_run_leaves_the_environment_as_it_found_it(runs: dict[str, object]) -> None:
+    """Brian2 sets LD_BIND_NOW=1 for its binary; kept in os.environ it broke later subprocesses (SLURM's sinfo)."""
+    assert os.environ.get("LD_BIND_NOW") == LD_BIND_NOW_AT_IMPORT
 
 
 def test_one_build_serves_all_runs(runs: dict[str, object]) -> None:

@@ -26,11 +26,13 @@ This module imports Brian2; :func:`neurofa.spiking.simulate` imports it on first
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,6 +193,21 @@ def _standalone_build(cfg: Config, structure: Structure, values: RunValues) -> _
     return build
 
 
+@contextlib.contextmanager
+def _environment_kept() -> Iterator[None]:
+    """Undo what Brian2's ``device.run`` writes into ``os.environ`` for its binary (``LD_BIND_NOW=1``): left in
+    place, it reaches every later subprocess of this process (SLURM's ``sinfo`` then fails to load its plugins)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
 def _standalone_run(cfg: Config, structure: Structure, values: RunValues) -> RunOutput:
     build = _standalone_build(cfg, structure, values)
     results = tempfile.mkdtemp(prefix="results_", dir=build.directory)
@@ -198,8 +215,9 @@ def _standalone_run(cfg: Config, structure: Structure, values: RunValues) -> Run
     try:
         run_args = build.circuit.run_args(values)
         run_args[build.circuit.objects["progress"].progress_on] = float(cfg.spiking.report)
-        build.device.run(directory=str(build.directory), results_directory=os.path.basename(results),
-                         with_output=bool(cfg.spiking.report), run_args=run_args)
+        with _environment_kept():
+            build.device.run(directory=str(build.directory), results_directory=os.path.basename(results),
+                             with_output=bool(cfg.spiking.report), run_args=run_args)
         out = _collect(build.circuit)
     finally:
         shutil.rmtree(results, ignore_errors=True)
