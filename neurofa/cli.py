@@ -1,8 +1,11 @@
 """The ``neurofa`` command.
 
 ``neurofa run CONFIG``, ``neurofa theory NAME``, ``neurofa compare CONFIG``, ``neurofa sweep CONFIG``,
-``neurofa plot RUNDIR``. User errors (bad configuration, missing file) end with exit status 2 and a one-line reason;
-unexpected errors with status 1. ``--debug`` shows the traceback.
+``neurofa plot RUNDIR``. Exit status: 0 success; 2 a user error (bad configuration, an output location that cannot
+be written or already holds a run, a missing file), with a one-line reason, before anything is simulated; 3 a
+comparison that fails a level; 4 a simulation that diverged (its partial results are written, ``"diverged": true``);
+1 an unexpected error; 130 an interruption (the run directory stays marked incomplete). ``--debug`` shows the
+traceback.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from typing import Any
 import yaml
 
 from neurofa._version import __version__
-from neurofa.config import ConfigError, apply_overrides, from_dict, load_config
+from neurofa.atomic import atomic_write_text
+from neurofa.config import ConfigError, apply_overrides, dump_config, from_dict, load_config, yaml_load
+from neurofa.divergence import EXIT_DIVERGED, DivergenceError
+from neurofa.estimate import check_bounds
 from neurofa.plotting import plot_run
 from neurofa.results import Result
-from neurofa.runner import run
+from neurofa.rundir import RunDirectory
+from neurofa.runner import estimate, resolve_seeds, run
 from neurofa.sweep import parse_grid, sweep, sweep_figure
 from neurofa.theory import experiment
 from neurofa.validate import compare
@@ -55,13 +62,34 @@ def _print_summary(summary: dict[str, Any], keys: tuple[str, ...] | None = None)
 # subcommands
 
 
+def _warn(summary: dict[str, Any]) -> None:
+    for warning in summary.get("warnings", []):
+        print(f"neurofa: warning: {warning}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
+    seeds = resolve_seeds(cfg, args.seeds)
     out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, args.backend)
-    result = run(cfg, backend=args.backend, seeds=args.seeds, progress=not args.quiet)
-    result.save(out, plots=not args.no_plots)
-    print(f"{cfg.name} ({args.backend}, {len(result.summary.get('seeds', []))} seeds) -> {out}")
+    cost = estimate(cfg, args.backend, len(seeds))
+    check_bounds(cfg, cost)
+    if args.check:
+        RunDirectory.check(out, overwrite=args.overwrite)
+        print(f"{cfg.name} ({args.backend}, {len(seeds)} seeds): valid; {cost.describe()}; {out} can be written")
+        return 0
+    with RunDirectory.open(out, command="run", overwrite=args.overwrite) as rundir:
+        atomic_write_text(out / "config.yaml", dump_config(cfg, extra={"backend": args.backend, "seeds": seeds}))
+        try:
+            result = run(cfg, backend=args.backend, seeds=seeds, progress=not args.quiet)
+        except DivergenceError as exc:
+            if exc.result is not None:
+                exc.result.write(rundir, plots=not args.no_plots)
+            print(f"neurofa: error: {exc} (in {out})", file=sys.stderr)
+            return EXIT_DIVERGED
+        result.write(rundir, plots=not args.no_plots)
+    print(f"{cfg.name} ({args.backend}, {len(seeds)} seeds) -> {out}")
     _print_summary(result.summary)
+    _warn(result.summary)
     return 0
 
 
@@ -74,10 +102,9 @@ def cmd_theory(args: argparse.Namespace) -> int:
     module = experiment(args.name)
     settings = _theory_settings(module, args.name, args.set)
     out = Path(args.out) if args.out else _default_out("theory", args.name + ("-quick" if args.quick else ""))
-    result = module.run(settings, quick=args.quick, progress=not args.quiet)
-    result.save(out, plots=False)
-    if not args.no_plots:
-        module.figure(result, out / "figures")
+    with RunDirectory.open(out, command=f"theory {args.name}", overwrite=args.overwrite) as rundir:
+        result = module.run(settings, quick=args.quick, progress=not args.quiet)
+        result.write(rundir, plots=False if args.no_plots else module.figure)
     print(f"theory {args.name} -> {out}")
     _print_summary(result.summary)
     return 0
@@ -107,7 +134,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         path = Path(args.cluster_config)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such cluster configuration file")
-        options.update(yaml.safe_load(path.read_text()) or {})
+        try:
+            loaded = yaml_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not a YAML cluster configuration ({str(exc).splitlines()[0]})") from None
+        if not isinstance(loaded, dict | None):
+            raise ConfigError(f"{path}: a cluster configuration is a mapping of options, got {type(loaded).__name__}")
+        options.update(loaded or {})
     for key in ("queue", "account", "walltime", "cores", "memory", "jobs"):
         value = getattr(args, key)
         if value is not None:
@@ -116,6 +149,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep(
         args.config,
         parse_grid(args.grid),
+        overwrite=args.overwrite,
         seeds=args.seeds,
         cluster=args.cluster,
         workers=args.workers,
@@ -135,11 +169,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scales(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--scales = {text!r} is invalid: expected comma-separated numbers, e.g. 1,4,16") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    scales = [float(s) for s in args.scales.split(",")] if args.scales else None
+    scales = _scales(args.scales)
     out = Path(args.out) if args.out else _default_out("compare", Path(args.config).stem)
-    report = compare(args.config, seeds=args.seeds, scales=scales, out=out, overrides=args.set,
-                     progress=not args.quiet)
+    with RunDirectory.open(out, command="compare", overwrite=args.overwrite) as rundir:
+        report = compare(args.config, seeds=args.seeds, scales=scales, overrides=args.set, progress=not args.quiet)
+        report.write(rundir, plots=not args.no_plots)
     print(f"compare -> {out}")
     _print_summary(report.summary)
     return 0 if report.passed else 3
@@ -156,6 +200,8 @@ def _add_common(p: argparse.ArgumentParser, seeds: bool = True) -> None:
         p.add_argument("--seeds", type=int, default=None, metavar="N",
                        help="number of seeds (0..N-1); default: simulation.seeds of the configuration")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory to write (default: runs/...)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run that --out already holds (otherwise such a directory is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="do not write figures/")
 
@@ -175,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and figures/ into the run directory."))
     p.add_argument("config", help="YAML configuration, e.g. models/pal_backprojections.yaml")
     p.add_argument("--backend", choices=("rate", "spiking"), default="rate", help="simulator (default: rate)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the configuration, the backend, the estimated cost and --out, then stop")
     _add_common(p)
     p.set_defaults(func=cmd_run)
 
@@ -230,8 +278,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"neurofa: error: {exc}", file=sys.stderr)
         return 2
+    except DivergenceError as exc:
+        if args.debug:
+            raise
+        print(f"neurofa: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except MemoryError:
+        if args.debug:
+            raise
+        print("neurofa: error: out of memory (see simulation.max_memory_gb and `neurofa run --check`)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("neurofa: interrupted (finished files are complete; partial ones were not written)", file=sys.stderr)
+        print("neurofa: interrupted (the run directory stays marked incomplete; finished files are complete)",
+              file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure: one line, the traceback on --debug
         if args.debug:

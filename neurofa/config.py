@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import subprocess
 import typing
 from collections.abc import Callable
@@ -46,6 +47,8 @@ __all__ = [
     "dump_config",
     "apply_overrides",
     "parse_override",
+    "yaml_load",
+    "YamlLoader",
     "validate_dataclass",
     "register_check",
     "check_backend",
@@ -188,6 +191,8 @@ class Simulation:
     tau_syn: float = nonnegative(0.0, "synaptic low-pass of presynaptic rates in ms (0 = off; mean field of spikes)")
     filter_target: bool = False  # the nudging target passes the same synaptic low-pass (τ_syn; spiking: τ_s)
     record_detail: bool = False
+    max_steps: float = positive(1e10, "refuse runs of more time steps, summed over seeds (neurofa.estimate)")
+    max_memory_gb: float = positive(8.0, "refuse runs whose recordings need more memory, GiB (neurofa.estimate)")
 
 
 @dataclass
@@ -429,6 +434,32 @@ def validate_dataclass(cfg: Config, source: str | None = None) -> Config:
 # overrides and files
 
 
+class YamlLoader(yaml.SafeLoader):
+    """YAML with the numbers of YAML 1.2 (``1e6`` is a float, not a string) and no duplicate keys (a repeated key
+    or section is an error instead of silently replacing the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (the first would be silently replaced)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+YamlLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse ``text`` with :class:`YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 (a SafeLoader)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``"a.b=c"`` into the key path and a YAML-parsed value (``3`` → int, ``[1,2]`` → list, ``x`` → str)."""
     if "=" not in text:
@@ -438,7 +469,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"override {text!r} is invalid: the key is empty")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -465,15 +496,25 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path}: no such configuration file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a configuration file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected a YAML configuration") \
+            from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{path}: the file is empty; a configuration names at least its task and network "
+                          "(see models/)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     data.pop("provenance", None)

@@ -6,6 +6,7 @@ model. Curves over seeds are drawn as mean ± SD bands.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,12 @@ def save_figure(fig: Any, path: str | Path) -> Path:
 def mean_sd_band(ax: Any, x: np.ndarray, curves: np.ndarray, label: str | None = None, **kwargs: Any) -> None:
     """Draw mean ± SD over the first axis of ``curves`` (seeds × len(x))."""
     curves = np.atleast_2d(np.asarray(curves, dtype=float))
-    mean = np.nanmean(curves, axis=0)
+    with warnings.catch_warnings():  # times with no finite value (a diverged run) draw as gaps
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(curves, axis=0)
+        sd = np.nanstd(curves, axis=0)
     line = ax.plot(x, mean, label=label, **kwargs)[0]
     if curves.shape[0] > 1:
-        sd = np.nanstd(curves, axis=0)
         ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.25, linewidth=0)
 
 

@@ -9,7 +9,7 @@ interrupted run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,9 +18,12 @@ import numpy as np
 import xarray as xr
 
 from neurofa.atomic import atomic_write, atomic_write_text
+from neurofa.config import ConfigError
 from neurofa.plotting import plot_run
+from neurofa.rundir import RunDirectory, is_complete
 
-__all__ = ["Result", "atomic_write", "atomic_write_text", "to_jsonable", "merge_results", "summary_from_dataset"]
+__all__ = ["Result", "atomic_write", "atomic_write_text", "to_jsonable", "merge_results", "summary_from_dataset",
+           "read_netcdf"]
 
 NETCDF_ENGINE: Literal["scipy"] = "scipy"
 
@@ -88,29 +91,47 @@ class Result:
         return self.dataset[key]
 
     # -- I/O ---------------------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, plots: bool = True) -> Path:
-        """Write ``results.nc``, ``summary.json``, ``config.yaml`` and (optionally) ``figures/`` atomically."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str | Path, plots: bool | Callable[[Result, Path], object] = True,
+             overwrite: bool = False) -> Path:
+        """Write the run directory: ``config.yaml``, ``results.nc``, ``figures/`` and, last, ``summary.json``.
+
+        The directory is prepared by :class:`neurofa.rundir.RunDirectory` (an existing run is refused unless
+        ``overwrite``); it is marked incomplete until every file is in place."""
+        rundir = RunDirectory.open(directory, command="save", overwrite=overwrite, option="directory")
+        try:
+            self.write(rundir, plots)
+        finally:
+            rundir.release()
+        return rundir.path
+
+    def write(self, rundir: RunDirectory, plots: bool | Callable[[Result, Path], object] = True) -> Path:
+        """Write this result into a prepared run directory and mark it complete (:meth:`RunDirectory.finish`).
+
+        ``plots``: the standard figures (True), none (False), or a function ``figures(result, directory)``."""
+        directory = rundir.path
         if self.config_text:
             atomic_write_text(directory / "config.yaml", self.config_text)
         ds = self.dataset.copy()
         ds.attrs = {k: (json.dumps(to_jsonable(v)) if not isinstance(v, (str, int, float)) else v)
                     for k, v in ds.attrs.items()}
         atomic_write(directory / "results.nc", lambda p: ds.to_netcdf(p, engine=NETCDF_ENGINE))
-        # summary last: its presence marks a complete run directory
-        atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
-        if plots:
+        if callable(plots):
+            plots(self, directory / "figures")
+        elif plots:
             plot_run(self.dataset, directory / "figures")
+        # summary last, then the marker goes: only now does the directory look complete
+        atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
+        rundir.finish()
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> Result:
+        """The result in a run directory (FileNotFoundError without ``results.nc``, ConfigError if unreadable)."""
         directory = Path(directory)
         nc = directory / "results.nc"
         if not nc.exists():
             raise FileNotFoundError(f"{directory}: not a run directory (no results.nc)")
-        ds = xr.load_dataset(nc, engine=NETCDF_ENGINE)
+        ds = read_netcdf(nc)
         summary_path = directory / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         cfg_path = directory / "config.yaml"
@@ -118,9 +139,17 @@ class Result:
 
     @staticmethod
     def is_complete(directory: str | Path) -> bool:
-        """A run directory is complete when both ``results.nc`` and ``summary.json`` exist."""
-        directory = Path(directory)
-        return (directory / "results.nc").exists() and (directory / "summary.json").exists()
+        """A run directory is complete when ``results.nc`` and ``summary.json`` exist and it is not marked
+        incomplete (:func:`neurofa.rundir.is_complete`)."""
+        return is_complete(directory)
+
+
+def read_netcdf(path: Path) -> xr.Dataset:
+    """Load a NetCDF file written by neurofa; a truncated or corrupt file is a one-line ConfigError naming it."""
+    try:
+        return xr.load_dataset(path, engine=NETCDF_ENGINE)
+    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise ConfigError(f"{path}: not a readable NetCDF file (truncated or corrupt: {exc})") from None
 
 
 def merge_results(points: Iterable[tuple[dict[str, Any], xr.Dataset]]) -> xr.Dataset:

@@ -1,8 +1,11 @@
 """The one entry point: (configuration, backend, seeds) → :class:`~neurofa.results.Result`.
 
-Backends are registered in :data:`BACKENDS` per backend name and model kind as ``simulate(cfg, seeds, progress) ->
-xarray.Dataset``, and their checks run at the edge (:func:`neurofa.config.check_backend`). They share the dataset
-convention below, so ``compare``, ``plot`` and ``sweep`` need nothing backend-specific:
+Backends are registered in :data:`BACKENDS` per backend name and model kind as a :class:`Backend`:
+``simulate(cfg, seeds, progress) -> xarray.Dataset`` and ``estimate(cfg, n_seeds)`` of its cost. At the edge
+(:func:`simulator`) the backend's registered checks run (:func:`neurofa.config.check_backend`) and the estimate is
+held against the configuration's bounds (:mod:`neurofa.estimate`). A backend whose state becomes non-finite raises
+:class:`~neurofa.divergence.DivergenceError`; :func:`run` attaches the partial result and re-raises. The
+backends share the dataset convention below, so ``compare``, ``plot`` and ``sweep`` need nothing backend-specific:
 
 - coords ``seed`` (int), ``time`` (ms for microcircuits, epochs for discrete-time networks; ``time.attrs['units']``),
   ``layer`` (hidden-layer index ℓ = 1 … N−1);
@@ -24,24 +27,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import xarray as xr
 
 from neurofa import spiking
 from neurofa.config import Config, ConfigError, check_backend, dump_config, load_config
+from neurofa.divergence import DivergenceError, saturation_warnings
+from neurofa.estimate import Estimate, check_bounds
 from neurofa.rate import layered
 from neurofa.rate import microcircuit as rate_microcircuit
 from neurofa.results import Result, summary_from_dataset, to_jsonable
 
-__all__ = ["run", "BACKENDS", "resolve_seeds", "simulator"]
+__all__ = ["run", "BACKENDS", "Backend", "resolve_seeds", "simulator", "estimate"]
 
 Simulate = Callable[..., xr.Dataset]
 
-#: backend name → model kind → ``simulate(cfg, seeds, progress)``, one line per implementation
-BACKENDS: dict[str, dict[str, Simulate]] = {
-    "rate": {"microcircuit": rate_microcircuit.simulate, "mlp": layered.simulate},
-    "spiking": {"microcircuit": spiking.simulate},
+
+class Backend(NamedTuple):
+    """One simulator of one model kind: how it runs and what a run will cost."""
+
+    simulate: Simulate
+    estimate: Callable[[Config, int], Estimate]
+
+
+#: backend name → model kind → implementation, one line each
+BACKENDS: dict[str, dict[str, Backend]] = {
+    "rate": {"microcircuit": Backend(rate_microcircuit.simulate, rate_microcircuit.estimate),
+             "mlp": Backend(layered.simulate, layered.estimate)},
+    "spiking": {"microcircuit": Backend(spiking.simulate, spiking.estimate)},
 }
 
 
@@ -61,16 +75,28 @@ def resolve_seeds(cfg: Config, seeds: int | Iterable[int] | None) -> list[int]:
     return out
 
 
-def simulator(cfg: Config, backend: str) -> Simulate:
-    """The registered ``simulate`` of ``backend`` for ``cfg``'s model kind, after the backend's checks."""
+def _backend(cfg: Config, backend: str) -> Backend:
     if backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
     kinds = BACKENDS[backend]
     if cfg.model not in kinds:
         allowed = ", ".join(name for name, models in BACKENDS.items() if cfg.model in models)
         raise ConfigError(f"backend = {backend!r} is not allowed for model {cfg.model!r}; allowed: {allowed}")
-    check_backend(cfg, backend)
     return kinds[cfg.model]
+
+
+def estimate(cfg: Config, backend: str, n_seeds: int) -> Estimate:
+    """What a run of ``n_seeds`` seeds will cost (after the backend's checks)."""
+    impl = _backend(cfg, backend)
+    check_backend(cfg, backend)
+    return impl.estimate(cfg, n_seeds)
+
+
+def simulator(cfg: Config, backend: str, n_seeds: int = 1) -> Simulate:
+    """The registered ``simulate`` of ``backend`` for ``cfg``'s model kind, after the backend's checks and the
+    bounds on the estimated cost of ``n_seeds`` seeds."""
+    check_bounds(cfg, estimate(cfg, backend, n_seeds))
+    return _backend(cfg, backend).simulate
 
 
 def run(
@@ -84,12 +110,27 @@ def run(
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
     seed_list = resolve_seeds(cfg, seeds)
-    simulate = simulator(cfg, backend)
+    simulate = simulator(cfg, backend, len(seed_list))
     start = time.perf_counter()
-    ds = simulate(cfg, seed_list, progress=progress)
-    wall = time.perf_counter() - start
+    text = dump_config(cfg, extra={"backend": backend, "seeds": seed_list})
+    try:
+        ds = simulate(cfg, seed_list, progress=progress)
+    except DivergenceError as exc:
+        if exc.partial is not None:
+            exc.result = _result(exc.partial, backend, cfg, time.perf_counter() - start, text, exc.summary())
+        raise
+    return _result(ds, backend, cfg, time.perf_counter() - start, text)
+
+
+def _result(ds: xr.Dataset, backend: str, cfg: Config, wall: float, text: str,
+            diverged: dict[str, Any] | None = None) -> Result:
+    """The Result of a backend's dataset: the standard summary keys, the backend's own, warnings of a silent
+    failure (:func:`neurofa.divergence.saturation_warnings`) and, for a diverged run, where it diverged."""
     extra = ds.attrs.pop("extra_summary", {}) or {}
     ds.attrs.update({"backend": backend, "model": cfg.model, "name": cfg.name})
     summary = {**summary_from_dataset(ds), **to_jsonable(extra), "backend": backend, "wall_time_s": wall}
-    text = dump_config(cfg, extra={"backend": backend, "seeds": seed_list})
+    warnings = saturation_warnings(ds, extra.get("max_abs_weight"))
+    if warnings:
+        summary["warnings"] = warnings
+    summary.update(diverged or {"diverged": False})
     return Result(ds, summary, text)

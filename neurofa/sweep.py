@@ -59,6 +59,7 @@ from neurofa.results import (
     summary_from_dataset,
     to_jsonable,
 )
+from neurofa.rundir import RunDirectory
 from neurofa.runner import BACKENDS, resolve_seeds, run, simulator
 from neurofa.spiking import structure_key
 
@@ -330,13 +331,21 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
     return dict(options)
 
 
+def check_cluster(cluster: str, workers: int | None) -> None:
+    """The cluster name and the worker count (before any directory is made)."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers = {workers} is invalid: must be ≥ 1")
+    if cluster not in ("local", "slurm") and "://" not in cluster:
+        raise ConfigError(f"--cluster = {cluster!r} is invalid: expected local, slurm or a scheduler address "
+                          "tcp://HOST:PORT")
+
+
 @contextmanager
 def open_cluster(
     cluster: str, workers: int | None, options: dict[str, Any], out: Path
 ) -> Iterator[tuple[Any, int]]:
     """Yield ``(client, expected_workers)`` for ``local``, ``slurm`` or a scheduler address; close what it started."""
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers = {workers} is invalid: must be ≥ 1")
+    check_cluster(cluster, workers)
     if cluster == "local":
         n = workers or 2
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -514,6 +523,7 @@ def sweep(
     progress: bool = True,
     overrides: dict[str, Any] | list[str] | None = None,
     plots: bool = True,
+    overwrite: bool = False,
 ) -> SweepResult:
     """Run ``config`` for every combination of ``grid`` values and every seed on a Dask cluster.
 
@@ -521,10 +531,57 @@ def sweep(
     (``simulation.seeds``); ``cluster`` is ``local``, ``slurm`` or ``tcp://HOST:PORT``; ``workers`` the local worker
     processes or SLURM jobs; ``backend`` ``rate``, ``spiking`` or a callable ``simulate(cfg, seeds, progress)``.
     Every grid point's configuration is validated before anything starts. Finished points under ``out/points``
-    are kept, so calling again with the same arguments resumes (and retries failed points). Returns the merged
-    result; points that failed are listed in ``.failed`` and summary.json, and their values in the dataset are NaN.
+    are kept, so calling again with the same arguments resumes (and retries failed points); ``overwrite`` starts
+    afresh. ``out`` is a run directory (:class:`neurofa.rundir.RunDirectory`: locked while the sweep runs, marked
+    incomplete until the merged result is written). Returns the merged result; points that failed are listed in
+    ``.failed`` and summary.json, and their values in the dataset are NaN.
     """
     started = time.perf_counter()
+    plan = _plan(config, grid, seeds, backend, overrides)
+    check_cluster(cluster, workers)
+    out = Path(out)
+    rundir = RunDirectory.open(out, command="sweep", overwrite=overwrite, resume=(out / "points").is_dir())
+    try:
+        points_dir = out / "points"
+        points_dir.mkdir(parents=True, exist_ok=True)
+        _drop_unreadable_points(points_dir)
+        todo = [[s for s in plan.seeds if not _is_finished(points_dir, h, s)] for h in plan.hashes]
+        n_total = len(plan.points) * len(plan.seeds)
+        failed: list[FailedPoint] = []
+        computed = 0
+        if any(todo):
+            computed, failed = _run_tasks(plan.configs, plan.coords, plan.hashes, todo, backend, cluster, workers,
+                                          cluster_options or {}, out, n_total, n_total - sum(map(len, todo)),
+                                          progress)
+        result = _merged(plan, points_dir, failed, computed, out, time.perf_counter() - started)
+        with dask.config.set(scheduler="synchronous"):
+            result.write(rundir, plots=sweep_figure if plots else False)
+    finally:
+        rundir.release()
+    return result
+
+
+@dataclass
+class _Plan:
+    """A validated sweep: the base configuration, the grid's points with their configurations, coordinates and
+    hashes, the seeds and the backend's name."""
+
+    base: Config
+    grid: dict[str, list[Any]]
+    points: list[dict[str, Any]]
+    configs: list[Config]
+    coords: list[dict[str, Any]]
+    coords_all: dict[str, list[Any]]
+    hashes: list[str]
+    seeds: list[int]
+    backend: str
+
+
+def _plan(config: str | Path | dict[str, Any] | Config, grid: dict[str, list[Any]],
+          seeds: int | Iterable[int] | None, backend: str | Callable[..., xr.Dataset],
+          overrides: dict[str, Any] | list[str] | None) -> _Plan:
+    """Validate everything before anything starts: the backend, the grid's keys, every point's configuration and,
+    for a named backend, its checks and cost bounds."""
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
     if not grid:
@@ -534,64 +591,64 @@ def sweep(
         if not values:
             raise ConfigError(f"grid {key} has no values; give at least one")
     base = load_config(config, overrides)
+    seed_list = resolve_seeds(base, seeds)
     points = grid_points(grid)
     configs = []
     for point in points:
+        where = ", ".join(f"{k}={v!r}" for k, v in point.items())
         try:
             configs.append(load_config(base, point))
+            if isinstance(backend, str):  # the backend's own checks and bounds, before anything starts
+                simulator(configs[-1], backend, len(seed_list))
         except ConfigError as exc:
-            where = ", ".join(f"{k}={v!r}" for k, v in point.items())
             raise ConfigError(f"grid point {where}: {exc}") from None
-        if isinstance(backend, str):  # the backend's own checks, before anything starts
-            try:
-                simulator(configs[-1], backend)
-            except ConfigError as exc:
-                where = ", ".join(f"{k}={v!r}" for k, v in point.items())
-                raise ConfigError(f"grid point {where}: {exc}") from None
-    seed_list = resolve_seeds(base, seeds)
     name = _backend_name(backend)
-    hashes = [point_hash(c, name) for c in configs]
     coords_all = _coords(grid)
     coords = [{k: coords_all[k][grid[k].index(v)] for k, v in p.items()} for p in points]
-    out = Path(out)
-    points_dir = out / "points"
-    points_dir.mkdir(parents=True, exist_ok=True)
+    return _Plan(base, grid, points, configs, coords, coords_all, [point_hash(c, name) for c in configs],
+                 seed_list, name)
 
-    todo = [[s for s in seed_list if not _is_finished(points_dir, h, s)] for h in hashes]
-    n_total = len(points) * len(seed_list)
-    n_done = n_total - sum(map(len, todo))
-    failed: list[FailedPoint] = []
-    computed = 0
-    if any(todo):
-        computed, failed = _run_tasks(configs, coords, hashes, todo, backend, cluster, workers,
-                                      cluster_options or {}, out, n_total, n_done, progress)
 
+def _merged(plan: _Plan, points_dir: Path, failed: list[FailedPoint], computed: int, out: Path,
+            wall: float) -> SweepResult:
+    """The finished points merged, with the sweep's summary."""
     with dask.config.set(scheduler="synchronous"):  # merging is local work, whatever client is still around
-        merged = _merge_points(coords_all, coords, [_load_point(points_dir, h, seed_list) for h in hashes])
-    keys = list(grid)
-    merged.attrs.update({"sweep_keys": keys, "backend": name, "name": base.name, "model": base.model})
-    n_finished = sum(_is_finished(points_dir, h, s) for h in hashes for s in seed_list)
+        merged = _merge_points(plan.coords_all, plan.coords,
+                               [_load_point(points_dir, h, plan.seeds) for h in plan.hashes])
+    keys = list(plan.grid)
+    merged.attrs.update({"sweep_keys": keys, "backend": plan.backend, "name": plan.base.name,
+                         "model": plan.base.model})
     summary = {
         "sweep_keys": keys,
-        "grid": {k: to_jsonable(v) for k, v in coords_all.items()},
-        "seeds": seed_list,
-        "backend": name,
+        "grid": {k: to_jsonable(v) for k, v in plan.coords_all.items()},
+        "seeds": plan.seeds,
+        "backend": plan.backend,
         "main_metric": next((m for m in METRICS if m in final_metrics(merged)), None),
-        "n_points": n_total,
-        "n_finished": n_finished,
+        "n_points": len(plan.points) * len(plan.seeds),
+        "n_finished": sum(_is_finished(points_dir, h, s) for h in plan.hashes for s in plan.seeds),
         "n_computed": computed,
         "n_failed": len(failed),
         "failed": [{"point": f.point, "error": f.error} for f in failed],
         "points": _grid_summary(merged, keys),
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": wall,
     }
-    text = dump_config(base, extra={"backend": name, "seeds": seed_list, "sweep_grid": to_jsonable(grid)})
-    result = SweepResult(merged, to_jsonable(summary), text, failed=failed, directory=out, computed=computed)
-    with dask.config.set(scheduler="synchronous"):
-        result.save(out, plots=False)
-    if plots:
-        sweep_figure(result, out / "figures")
-    return result
+    text = dump_config(plan.base, extra={"backend": plan.backend, "seeds": plan.seeds,
+                                         "sweep_grid": to_jsonable(plan.grid)})
+    return SweepResult(merged, to_jsonable(summary), text, failed=failed, directory=out, computed=computed)
+
+
+def _drop_unreadable_points(points_dir: Path) -> None:
+    """A point file that cannot be read (truncated by a crash of the disk or the machine) is not finished work:
+    both its files go, so the point is computed again."""
+    for js in points_dir.glob("*.json"):
+        nc = js.with_suffix(".nc")
+        try:
+            json.loads(js.read_text())
+            xr.open_dataset(nc, engine=NETCDF_ENGINE).close()
+        except (OSError, ValueError, TypeError, IndexError, KeyError):
+            print(f"neurofa: {nc.name} is unreadable; its point will be computed again", file=sys.stderr)
+            js.unlink(missing_ok=True)
+            nc.unlink(missing_ok=True)
 
 
 def _run_tasks(

@@ -43,6 +43,7 @@ from neurofa.model import compile_model
 from neurofa.model.rule import feedback_rule
 from neurofa.plotting import comparison_figures
 from neurofa.results import NETCDF_ENGINE, atomic_write, atomic_write_text, to_jsonable
+from neurofa.rundir import RunDirectory
 from neurofa.runner import resolve_seeds, run
 from neurofa.spiking.params import effective_parameters, mean_field_config
 from neurofa.tasks import task_spec
@@ -75,10 +76,18 @@ class Report:
     datasets: dict[str, xr.Dataset] = field(default_factory=dict)
     config_text: str = ""
 
-    def save(self, directory: str | Path, plots: bool = True) -> Path:
-        """Write ``results.nc`` (every level, both backends), ``summary.json``, ``config.yaml`` and figures."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str | Path, plots: bool = True, overwrite: bool = False) -> Path:
+        """Write ``results.nc`` (every level, both backends), ``config.yaml``, figures and, last, ``summary.json``
+        into a run directory (:class:`neurofa.rundir.RunDirectory`; an existing run needs ``overwrite``)."""
+        rundir = RunDirectory.open(directory, command="compare", overwrite=overwrite, option="directory")
+        try:
+            return self.write(rundir, plots)
+        finally:
+            rundir.release()
+
+    def write(self, rundir: RunDirectory, plots: bool = True) -> Path:
+        """Write the report into a prepared run directory and mark it complete."""
+        directory = rundir.path
         if self.config_text:
             atomic_write_text(directory / "config.yaml", self.config_text)
         merged = combined_dataset(self.datasets)
@@ -86,6 +95,7 @@ class Report:
         if plots:
             comparison_figures(self.datasets, self.summary, directory / "figures")
         atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
+        rundir.finish()
         return directory
 
 

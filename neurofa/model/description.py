@@ -192,6 +192,10 @@ def check_microcircuit(cfg: Config, where: str) -> None:
                            " for model 'microcircuit'")
     if len(layers) < 3:
         raise ConfigError(f"{where}network.layers = {layers!r} is invalid: a microcircuit needs a hidden layer")
+    if cfg.network.self_predicting and cfg.conductances.g_den <= 0:
+        raise ConfigError(
+            f"{where}conductances.g_den = {cfg.conductances.g_den!r} is invalid with network.self_predicting: the "
+            "self-predicting start W^IP = c W divides by g_den; give g_den > 0 or self_predicting: false")
     n_w = len(layers) - 1
     for name, n in (("eta_fw", n_w), ("eta_ip", n_w - 1), ("eta_pi", n_w - 1), ("eta_bw", n_w - 1)):
         value = getattr(cfg.plasticity, name)
@@ -202,6 +206,10 @@ def check_microcircuit(cfg: Config, where: str) -> None:
         if any(v < 0 for v in value):
             raise ConfigError(f"{where}plasticity.{name} = {value!r} is invalid: learning rates must be ≥ 0")
     sim = cfg.simulation
+    if sim.dt > sim.duration:
+        raise ConfigError(
+            f"{where}simulation.dt = {sim.dt!r} is invalid: must not exceed simulation.duration = {sim.duration!r}"
+        )
     if sim.dt > cfg.task.t_pres:
         raise ConfigError(
             f"{where}simulation.dt = {sim.dt!r} is invalid: must not exceed task.t_pres = {cfg.task.t_pres}"

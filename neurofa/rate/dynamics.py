@@ -271,6 +271,16 @@ class Microcircuit:
         self._pre_F = [slice(0, n_in)] + [_shift(s, n_in) for s in self.layout.pyr[:-1]]
         self._pre_G = [_shift(self.layout.block[ell], n_in) for ell in range(1, self.layout.n_layers)]
 
+    @property
+    def F_flat(self) -> Array:
+        """Every forward and interneuron weight, (S, n): the packed [W_{ℓ+1}; W^IP_ℓ] buffer."""
+        return self._F_all
+
+    @property
+    def G_flat(self) -> Array:
+        """Every apical weight, (S, n): the packed [B_ℓ, B^PI_ℓ] buffer."""
+        return self._G_all
+
     # -- what the rules' hooks use -------------------------------------------------------------------------------
     def forward_increment(self, layer: int) -> Array:
         """ΔW_ℓ applied in this step (after the low-pass, if any), (S, n_ℓ, n_{ℓ−1})."""

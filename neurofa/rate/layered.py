@@ -59,6 +59,8 @@ from tqdm import tqdm
 from neurofa.activations import activation
 from neurofa.circuit import STREAM_NOISE, STREAM_ORDER, STREAM_WEIGHTS, stream, teacher_weights, uniform_weights
 from neurofa.config import Config, ConfigError, choice_error, register_check
+from neurofa.divergence import DivergenceError, non_finite
+from neurofa.estimate import Estimate, data_values
 from neurofa.metrics import accuracy, alignment_angle, matrix_angle, mse_loss, update_angle
 from neurofa.tasks import TASKS, load_task, task_spec
 from neurofa.tasks.teacher import teacher_task
@@ -81,6 +83,7 @@ __all__ = [
     "normal_noise",
     "initial_net",
     "simulate",
+    "estimate",
 ]
 
 Array = np.ndarray
@@ -580,9 +583,13 @@ def simulate(cfg: Config, seeds: Sequence[int], progress: bool = True) -> xr.Dat
     order_rngs = [stream(s, STREAM_ORDER) for s in seeds]
     noise_rngs = [stream(s, STREAM_NOISE) for s in seeds]
     for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc=cfg.name, unit="epoch"):
-        _epoch(net, data.train, step_params(cfg), int(cfg.training.batch_size), order_rngs, noise_rngs)
-        if not all(np.isfinite(w).all() for w in net.W):
-            raise FloatingPointError(f"{cfg.name}: weights diverged in epoch {epoch} (lower training.lr)")
+        with np.errstate(over="ignore", invalid="ignore"):
+            _epoch(net, data.train, step_params(cfg), int(cfg.training.batch_size), order_rngs, noise_rngs)
+        found = non_finite({"forward weights W": np.concatenate([w.reshape(len(seeds), -1) for w in net.W], 1)},
+                           seeds)
+        if found is not None:
+            raise DivergenceError(cfg.name, found[1], epoch, "epochs", found[0], partial=curves.dataset(seeds, False),
+                                  hint="lower training.lr")
         curves.record(epoch)
     return curves.dataset(seeds)
 
@@ -606,10 +613,10 @@ class _Curves:
         S, n_hidden = net.n_seeds, len(net.W) - 1
         n_probe = min(data.train.x.shape[1], 1000)
         self.probe = (data.train.x[:, :n_probe], data.train.y[:, :n_probe])
-        self.loss = np.empty((S, epochs + 1))
+        self.loss = np.full((S, epochs + 1), np.nan)
         self.test_accuracy = np.full((S, epochs + 1), np.nan)
-        self.angles = np.empty((S, epochs + 1, n_hidden))
-        self.update_angles = np.empty((S, epochs + 1, n_hidden))
+        self.angles = np.full((S, epochs + 1, n_hidden), np.nan)
+        self.update_angles = np.full((S, epochs + 1, n_hidden), np.nan)
 
     def record(self, k: int) -> None:
         net, data = self.net, self.data
@@ -619,7 +626,8 @@ class _Curves:
         self.angles[:, k] = net.feedback_angles()
         self.update_angles[:, k] = _update_angles(net, *self.probe)
 
-    def dataset(self, seeds: list[int]) -> xr.Dataset:
+    def dataset(self, seeds: list[int], final: bool = True) -> xr.Dataset:
+        """The run's dataset; ``final = False`` (a diverged run) leaves out the evaluation of the final weights."""
         net, data = self.net, self.data
         n_hidden = len(net.W) - 1
         coords = {"seed": seeds, "time": np.arange(self.loss.shape[1]), "layer": np.arange(1, n_hidden + 1)}
@@ -633,6 +641,11 @@ class _Curves:
             ds["angle_update_bp"] = (("seed", "time", "layer"), self.update_angles,
                                      {"long_name": "angle between the rule's hidden update and backprop's",
                                       "units": "deg"})
+        extra: dict[str, Any] = {"feedback": net.rule}
+        ds.attrs["feedback"] = net.rule
+        ds.attrs["extra_summary"] = extra
+        if not final:
+            return ds
         train_acc = _evaluate(net, data.train.x, data.train.y, data.train.labels)[1]
         if train_acc is not None:
             ds["train_accuracy"] = (("seed",), train_acc)
@@ -645,14 +658,26 @@ class _Curves:
         val = data.validation
         if val is not None and val.labels is not None:
             ds["validation_accuracy"] = (("seed",), _evaluate(net, val.x, val.y, val.labels)[1])
-        extra: dict[str, Any] = {"feedback": net.rule}
         if n_hidden:
             extra["angle_update_bp_final"] = self.update_angles[:, -1].mean(axis=0).tolist()
         if "validation_accuracy" in ds:
             extra["validation_accuracy"] = float(ds["validation_accuracy"].mean())
-        ds.attrs["feedback"] = net.rule
-        ds.attrs["extra_summary"] = extra
+        extra["max_abs_weight"] = float(max(np.abs(w).max() for w in [*net.W, *net.B, *net.D]))
         return ds
+
+
+def estimate(cfg: Config, n_seeds: int) -> Estimate:
+    """Minibatch updates over all seeds, and the memory: weights, feedback and updates (×4), the activities of the
+    largest evaluation (every sample through every layer), the task's data and the per-epoch curves; 8 bytes each."""
+    sizes = [float(v) for v in cfg.network.layers]
+    spec = task_spec(cfg.task.name)
+    n_train = max(int(cfg.task.n_train) if spec.synthetic else spec.samples(cfg.task), 1)
+    updates = int(cfg.training.epochs) * -(-n_train // int(cfg.training.batch_size))
+    weights = sum(a * b for a, b in zip(sizes[1:], sizes[:-1])) + sum(a * sizes[-1] for a in sizes[1:-1])
+    samples = float(spec.samples(cfg.task))
+    curves = (int(cfg.training.epochs) + 1) * (2.0 + 2.0 * (len(sizes) - 2))
+    per_seed = 4 * weights + 2 * samples * sum(sizes) + curves
+    return Estimate(steps=float(n_seeds) * updates, bytes=8.0 * (n_seeds * per_seed + data_values(cfg, n_seeds)))
 
 
 @register_check("model")

@@ -50,12 +50,14 @@ from tqdm.auto import tqdm
 
 from neurofa.circuit import circuit_task, initial_weights, learning_rate_factor, presentation_order, steady_state
 from neurofa.config import Config, ConfigError, register_check
+from neurofa.divergence import DivergenceError, non_finite
+from neurofa.estimate import Estimate, data_values, microcircuit_size
 from neurofa.model import Model, compile_model
 from neurofa.rate.dynamics import Microcircuit, NoiseSource
 from neurofa.recording import alignment, dataset, operating_point, phi_prime_products, steady_state_scores
 from neurofa.tasks import task_spec
 
-__all__ = ["simulate", "TaskStream", "check_rate_microcircuit"]
+__all__ = ["simulate", "estimate", "TaskStream", "check_rate_microcircuit"]
 
 MAX_TRAIN_EVAL = 10_000
 
@@ -165,6 +167,11 @@ class _Recorder:
         self.d2_sum += net.d2
         self.steps += 1
 
+    def truncate(self, records: int) -> None:
+        """Forget what was accumulated after the first ``records`` windows (NaN from there on)."""
+        for values in self.series.values():
+            values[:, records:] = np.nan
+
     def record(self, j: int) -> None:
         if self.count == 0:
             self.probe()
@@ -234,6 +241,8 @@ class _Run:
     noise: NoiseSource | None
     rec: _Recorder
     schedule: _Schedule
+    seeds: list[int]
+    initial: dict[str, np.ndarray]
     test_times: list[float]
     test_curve: list[np.ndarray]
 
@@ -258,6 +267,7 @@ class _Run:
             if detail:
                 rec.accumulate()
             if kk % s.per_record == 0 and j < s.n_records:
+                self.check_finite(kk * dt, j)
                 rec.record(j)
                 j += 1
                 if bar is not None:
@@ -266,6 +276,18 @@ class _Run:
                 self.test_point(kk * dt)
         if bar is not None:
             bar.close()
+
+    def check_finite(self, t: float, records: int) -> None:
+        """Raise :class:`DivergenceError` (with the ``records`` windows recorded so far) if the state went
+        non-finite."""
+        net = self.net
+        found = non_finite({"forward weights (W, W^IP)": net.F_flat, "apical weights (B, B^PI)": net.G_flat,
+                            "somatic potentials": net.ueff}, self.seeds)
+        if found is not None:
+            quantity, bad = found
+            self.rec.truncate(records)
+            raise DivergenceError(self.cfg.name, bad, t, "ms", quantity,
+                                  partial=_dataset(self, self.seeds, self.initial, {}, final=False))
 
     def test_point(self, t: float) -> None:
         assert self.data.x_test is not None
@@ -289,32 +311,33 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = False, noise_refine
     noise = NoiseSource(net, seeds, refine=noise_refine) if net.noisy else None
     rec = _Recorder(model, net, schedule.n_records, cfg.simulation.record_detail)
     initial = alignment(net.B, net.W, operating_point(model, net.W, data.x_train))
-    run = _Run(cfg, model, net, data, noise, rec, schedule, [], [])
+    run = _Run(cfg, model, net, data, noise, rec, schedule, seeds, initial, [], [])
     start = _time.perf_counter()
-    run.loop(progress, f"{cfg.name} rate ×{len(seeds)}")
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging state is caught at the next record
+        run.loop(progress, f"{cfg.name} rate ×{len(seeds)}")
     wall = _time.perf_counter() - start
-    if not np.all(np.isfinite(net.u)):
-        raise FloatingPointError(
-            f"{cfg.name}: the rate microcircuit diverged (non-finite voltages); lower the learning rates or dt"
-        )
+    run.check_finite(schedule.n_steps * cfg.simulation.dt, schedule.n_records)
     extra = {"rate_wall_time_s": wall, "rate_seed_steps_per_s": len(seeds) * schedule.n_steps / max(wall, 1e-9),
-             "n_steps": schedule.n_steps}
+             "n_steps": schedule.n_steps,
+             "max_abs_weight": float(max(np.abs(net.F_flat).max(), np.abs(net.G_flat).max(initial=0.0)))}
     return _dataset(run, seeds, initial, extra)
 
 
-def _dataset(run: _Run, seeds: list[int], initial: dict[str, np.ndarray], extra: dict[str, Any]) -> xr.Dataset:
+def _dataset(run: _Run, seeds: list[int], initial: dict[str, np.ndarray], extra: dict[str, Any],
+             final: bool = True) -> xr.Dataset:
+    """The run's dataset; ``final = False`` (a diverged run) leaves out the evaluation of the final weights."""
     cfg, model, net, data, rec = run.cfg, run.model, run.net, run.data, run.rec
     times = (np.arange(1, run.schedule.n_records + 1) * run.schedule.per_record) * cfg.simulation.dt
     arrays: dict[str, np.ndarray] = {name: rec.series[name] for name in ("angle_B_WT", "angle_B_RHS",
                                                                            "norm_ratio_B_W", "apical_mismatch", "loss")}
     arrays.update({f"{name}_initial": values for name, values in initial.items()})
-    if data.x_test is not None:
+    if final and data.x_test is not None:
         ev = steady_state_scores(model, net.W, data.x_test, data.y_test, data.labels_test)
         if "accuracy" in ev:
             arrays["test_accuracy"] = ev["accuracy"]
         if "loss" in ev:
             arrays["test_loss"] = ev["loss"]
-    if data.labels_train is not None:
+    if final and data.labels_train is not None:
         n = min(MAX_TRAIN_EVAL, data.n_train)
         arrays["train_accuracy"] = steady_state_scores(model, net.W, data.x_train[..., :n, :], None,
                                                        data.labels_train[:n])["accuracy"]
@@ -328,6 +351,21 @@ def _dataset(run: _Run, seeds: list[int], initial: dict[str, np.ndarray], extra:
     ds = dataset(model, arrays, seeds, times, data.has_target, test_times, extra)
     ds.attrs["rate_scheme"] = cfg.simulation.scheme
     return ds
+
+
+def estimate(cfg: Config, n_seeds: int) -> Estimate:
+    """Euler steps over all seeds, and the memory: the packed weights with their increments (×5), about 20
+    vectors of units, the operating point's per-sample products (200 × weights), the task's data, the presentation
+    order and the recorded series (4 per hidden layer and the loss per record; with ``record_detail`` the
+    per-neuron means and weight snapshots); 8 bytes each."""
+    s = _Schedule.of(cfg)
+    sizes = cfg.network.layers
+    weights, units = microcircuit_size(sizes)
+    per_record = 4.0 * (len(sizes) - 2) + 1
+    if cfg.simulation.record_detail:
+        per_record += 2.0 * units + weights
+    per_seed = 5 * weights + 20 * units + 200 * weights + s.n_records * per_record + s.n_presentations
+    return Estimate(steps=float(n_seeds) * s.n_steps, bytes=8.0 * (n_seeds * per_seed + data_values(cfg, n_seeds)))
 
 
 @register_check("backend:rate")

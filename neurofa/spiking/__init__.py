@@ -21,17 +21,21 @@ import time
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
 from neurofa.circuit import InitialWeights, circuit_task, initial_weights
 from neurofa.config import Config
+from neurofa.divergence import DivergenceError
+from neurofa.estimate import Estimate, data_values, microcircuit_size
 from neurofa.spiking import collect
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, structure_key
 from neurofa.tasks import TaskData
 
-__all__ = ["simulate", "effective_parameters", "mean_field_config", "structure_key", "run_planned", "build_stats"]
+__all__ = ["simulate", "estimate", "effective_parameters", "mean_field_config", "structure_key", "run_planned",
+           "build_stats"]
 
 
 def _device() -> ModuleType:
@@ -61,6 +65,8 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset
     seeds = [int(s) for s in seeds]
     weights = initial_weights(cfg, seeds, plan.model)
     per_seed, times, structure = [], None, None
+    diverged: dict[int, tuple[str, float]] = {}
+    largest = 0.0
     wall = 0.0
     builds0 = build_stats()["builds"]
     start = time.perf_counter()
@@ -73,11 +79,41 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset
         structure = s
         wall += out.wall_s
         times = out.record_times
-        per_seed.append(collect.seed_dataset(plan.model, plan.eff, s, data, values, out, weights, index))
+        with np.errstate(invalid="ignore", over="ignore"):
+            per_seed.append(collect.seed_dataset(plan.model, plan.eff, s, data, values, out, weights, index))
+        found = collect.divergence(out, s, weights, index)
+        if found is not None:
+            diverged[seed] = found
+        largest = max(largest, collect.max_abs_weight(out, s, weights, index))
     assert structure is not None and times is not None
     total = time.perf_counter() - start
     extra = _summary(plan.eff, cfg, structure, len(seeds), wall, total, build_stats()["builds"] - builds0)
-    return collect.merge_seeds(plan.model, structure, seeds, per_seed, times, extra)
+    extra["max_abs_weight"] = largest
+    ds = collect.merge_seeds(plan.model, structure, seeds, per_seed, times, extra)
+    if diverged:
+        first = min(t for _, t in diverged.values())
+        quantity = next(q for q, t in diverged.values() if t == first)
+        raise DivergenceError(cfg.name, sorted(diverged), first, "ms", quantity, partial=ds)
+    return ds
+
+
+def estimate(cfg: Config, n_seeds: int) -> Estimate:
+    """Time steps over all seeds, and the memory: about 16 values per synapse and 40 per cell in Brian2, weight
+    snapshots of every synapse and per-cell accumulators (four per cell with ``record_detail``) at every record,
+    the half-presentation samples of the output and the presentation sequence of one seed (seeds run one after
+    another, ×2 for the copies Brian2 and the collection make), the dataset's series for all seeds and the task's
+    data; 8 bytes each."""
+    eff = effective_parameters(cfg)
+    sizes = cfg.network.layers
+    synapses, cells = microcircuit_size(sizes)
+    cells += float(sizes[0])
+    n_pres = eff.duration / eff.t_pres + max(int(cfg.task.n_test), 0)
+    records = eff.duration / eff.record_interval + 1
+    per_record = synapses + cells * (4 if cfg.simulation.record_detail else 1)
+    one_seed = 16 * synapses + 40 * cells + 2 * (records * per_record + n_pres * (4 * sizes[-1] + sizes[0] + 2))
+    steps = (n_pres * eff.t_pres + eff.dt) / eff.dt
+    return Estimate(steps=float(n_seeds) * steps,
+                    bytes=8.0 * (one_seed + n_seeds * records * per_record + data_values(cfg, n_seeds)))
 
 
 def _summary(eff: EffectiveParameters, cfg: Config, structure: Structure, n_seeds: int, wall: float, total: float,

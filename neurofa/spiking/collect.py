@@ -36,7 +36,7 @@ from neurofa.spiking.params import EffectiveParameters
 from neurofa.spiking.structure import RunValues, Structure
 from neurofa.tasks import TaskData
 
-__all__ = ["weight_history", "seed_dataset", "merge_seeds"]
+__all__ = ["weight_history", "seed_dataset", "merge_seeds", "divergence", "max_abs_weight"]
 
 Array = np.ndarray
 
@@ -132,6 +132,25 @@ def _detail(s: Structure, out: Any, eff: EffectiveParameters, Ws: list[Array], B
         "weights_W": np.concatenate([w[1:].reshape(n_rec - 1, -1) for w in Ws], axis=1),
         "weights_B": np.concatenate([b[1:].reshape(n_rec - 1, -1) for b in Bs], axis=1),
     }
+
+
+def divergence(out: Any, structure: Structure, weights: InitialWeights, index: int) -> tuple[str, float] | None:
+    """The first quantity of one seed's run that became non-finite and the first record time (ms) where it is."""
+    Ws, Bs = weight_history(out, structure, weights, index)
+    series = {"forward weights W": np.concatenate([w.reshape(len(w), -1) for w in Ws], axis=1),
+              "backprojections B": np.concatenate([b.reshape(len(b), -1) for b in Bs], axis=1)}
+    series.update({f"{var} of {group}": values for (group, var), values in out.layers.items()})
+    for name, values in series.items():
+        bad = ~np.isfinite(np.asarray(values, dtype=float).reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            return name, float(out.record_times[int(np.argmax(bad))])
+    return None
+
+
+def max_abs_weight(out: Any, structure: Structure, weights: InitialWeights, index: int) -> float:
+    """The largest |w| of W and B over the run."""
+    Ws, Bs = weight_history(out, structure, weights, index)
+    return float(max(np.abs(m).max() for m in [*Ws, *Bs]))
 
 
 def seed_dataset(model: Model, eff: EffectiveParameters, structure: Structure, data: TaskData, values: RunValues,

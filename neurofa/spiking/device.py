@@ -44,6 +44,7 @@ from brian2 import seed as brian_seed
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device
 from brian2.utils.filelock import FileLock
+from brian2.utils.logger import BrianLogger
 
 from neurofa.config import Config
 from neurofa.spiking.network import Circuit, build_circuit
@@ -54,6 +55,9 @@ __all__ = ["stats", "RunOutput", "run_seed", "PROGRESS_CPP"]
 _BUILDS: dict[str, _Build] = {}
 _STATS: dict[str, float] = {"builds": 0, "build_s": 0.0, "run_s": 0.0}
 _RUNTIME_RUNS = itertools.count()
+# non-finite values are reported once, by neurofa (a DivergenceError naming seed, time and quantity), not per
+# variable by Brian2 when the monitors are read
+BrianLogger.suppress_name("invalid_values")
 
 
 def stats() -> dict[str, Any]:

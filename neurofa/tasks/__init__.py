@@ -54,5 +54,11 @@ def check_task(cfg: Any, where: str) -> None:
             f"{where}network.layers = {layers!r} is invalid for task {name!r}: needs {spec.io[0]} inputs and "
             f"{spec.io[1]} outputs"
         )
+    task = cfg.task
+    if spec.classification and task.target_low >= task.target_high:
+        raise ConfigError(
+            f"{where}task.target_low = {task.target_low!r} is invalid: must be below task.target_high = "
+            f"{task.target_high!r} (the one-hot targets' low and high values)"
+        )
     if spec.check is not None:
         spec.check(cfg, where)

@@ -58,4 +58,12 @@ def bars_task(task: Any) -> TaskData:
     )
 
 
-register_task(TaskSpec("bars", lambda task, n_in, n_out, seed: bars_task(task), io=(9, 3)))
+def _load(task: Any, n_in: int, n_out: int, seed: int) -> TaskData:
+    return bars_task(task)
+
+
+def _samples(task: Any) -> int:
+    return 8 * max(1, int(task.n_train) // 8) + 8
+
+
+register_task(TaskSpec("bars", _load, classification=True, io=(9, 3), samples=_samples))

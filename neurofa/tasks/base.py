@@ -52,7 +52,8 @@ class TaskSpec:
 
     ``synthetic``: the inputs are drawn per seed (otherwise one fixed data set serves every seed); ``targets``:
     the task has targets (all but the input-only backprojection task); ``teacher``: the targets are the outputs of
-    a teacher network of the model's own kind, which the model computes; ``io``: the fixed (inputs, outputs) of its
+    a teacher network of the model's own kind, which the model computes; ``classification``: one-hot targets in
+    [target_low, target_high]; ``io``: the fixed (inputs, outputs) of its
     data, if any; ``check(cfg, where)``: the task's own configuration checks (raise ConfigError).
     """
 
@@ -61,8 +62,11 @@ class TaskSpec:
     synthetic: bool = False
     targets: bool = True
     teacher: bool = False
+    classification: bool = False
     io: tuple[int, int] | None = None
     check: Callable[[Any, str], None] | None = None
+    #: how many samples (train, validation and test) ``load`` will return for a ``task`` section, for estimates
+    samples: Callable[[Any], int] = lambda task: int(task.n_train) + int(task.n_test)
 
 
 #: every registered task by name (``neurofa/tasks/__init__.py`` imports each task module, one line per task)

@@ -58,4 +58,12 @@ def digits_task(task: Any) -> TaskData:
     )
 
 
-register_task(TaskSpec("digits", lambda task, n_in, n_out, seed: digits_task(task), io=(64, 10)))
+def _load(task: Any, n_in: int, n_out: int, seed: int) -> TaskData:
+    return digits_task(task)
+
+
+def _samples(task: Any) -> int:
+    return 1797
+
+
+register_task(TaskSpec("digits", _load, classification=True, io=(64, 10), samples=_samples))

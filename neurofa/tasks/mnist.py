@@ -148,4 +148,12 @@ def check_mnist(cfg: Any, where: str) -> None:
         raise ConfigError(f"{where}task.path is required for task 'mnist' (a folder with IDX files or an .npz file)")
 
 
-register_task(TaskSpec("mnist", lambda task, n_in, n_out, seed: mnist_task(task), io=(784, 10), check=check_mnist))
+def _load(task: Any, n_in: int, n_out: int, seed: int) -> TaskData:
+    return mnist_task(task)
+
+
+def _samples(task: Any) -> int:
+    return (int(task.n_train) or 60_000) + (int(task.n_test) or 10_000)
+
+
+register_task(TaskSpec("mnist", _load, classification=True, io=(784, 10), samples=_samples, check=check_mnist))

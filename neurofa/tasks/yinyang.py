@@ -117,4 +117,12 @@ def yinyang_task(task: Any) -> TaskData:
     )
 
 
-register_task(TaskSpec("yinyang", lambda task, n_in, n_out, seed: yinyang_task(task), io=(4, 3)))
+def _load(task: Any, n_in: int, n_out: int, seed: int) -> TaskData:
+    return yinyang_task(task)
+
+
+def _samples(task: Any) -> int:
+    return sum(n for n, _ in SPLITS.values())
+
+
+register_task(TaskSpec("yinyang", _load, classification=True, io=(4, 3), samples=_samples))
