@@ -1,11 +1,12 @@
 """The ``neurofa`` command.
 
-``neurofa run CONFIG``, ``neurofa theory NAME``, ``neurofa compare CONFIG``, ``neurofa sweep CONFIG``,
-``neurofa plot RUNDIR``. Exit status: 0 success; 2 a user error (bad configuration, an output location that cannot
-be written or already holds a run, a missing file), with a one-line reason, before anything is simulated; 3 a
-comparison that fails a level; 4 a simulation that diverged (its partial results are written, ``"diverged": true``);
-1 an unexpected error; 130 an interruption (the run directory stays marked incomplete). ``--debug`` shows the
-traceback.
+``neurofa run CONFIG`` (``neurofa run --resume RUNDIR`` continues a killed run from its last checkpoint),
+``neurofa theory NAME``, ``neurofa compare CONFIG``, ``neurofa sweep CONFIG``, ``neurofa plot RUNDIR``,
+``neurofa export RUNDIR``. Exit status: 0 success; 2 a user error (bad configuration, an output location that
+cannot be written or already holds a run, a missing file), with a one-line reason, before anything is simulated;
+3 a comparison that fails a level; 4 a simulation that diverged (its partial results are written,
+``"diverged": true``); 1 an unexpected error; 130 an interruption (the run directory stays marked incomplete).
+``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import yaml
 
 from neurofa._version import __version__
 from neurofa.atomic import atomic_write_text
+from neurofa.checkpoint import DIRECTORY as CHECKPOINT_DIRECTORY
 from neurofa.config import ConfigError, apply_overrides, dump_config, from_dict, load_config, yaml_load
 from neurofa.divergence import EXIT_DIVERGED, DivergenceError
 from neurofa.estimate import check_bounds
+from neurofa.export import EXPORTERS, export
 from neurofa.plotting import plot_run
 from neurofa.results import Result
-from neurofa.rundir import RunDirectory
+from neurofa.rundir import RunDirectory, is_complete
 from neurofa.runner import estimate, resolve_seeds, run
 from neurofa.sweep import parse_grid, sweep, sweep_figure
 from neurofa.theory import experiment
@@ -67,27 +70,54 @@ def _warn(summary: dict[str, Any]) -> None:
         print(f"neurofa: warning: {warning}", file=sys.stderr)
 
 
+def _resumed(args: argparse.Namespace) -> tuple[Any, str, list[int], Path]:
+    """Configuration, backend, seeds and directory of the run ``--resume`` names (from its ``config.yaml``)."""
+    out = Path(args.resume)
+    clash = [name for name, given in (("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds),
+                                      ("--out", args.out), ("--overwrite", args.overwrite)) if given]
+    if clash:
+        raise ConfigError(f"--resume = {str(out)!r} continues that run as it was configured; {', '.join(clash)} "
+                          "cannot be given with it")
+    text = out / "config.yaml"
+    if not text.exists():
+        raise FileNotFoundError(f"--resume = {str(out)!r}: not a run directory (no config.yaml)")
+    provenance = (yaml_load(text.read_text()) or {}).get("provenance", {})
+    cfg = load_config(text)
+    backend = str(provenance.get("backend", args.backend))
+    return cfg, backend, [int(s) for s in provenance.get("seeds", range(cfg.simulation.seeds))], out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set)
-    seeds = resolve_seeds(cfg, args.seeds)
-    out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, args.backend)
-    cost = estimate(cfg, args.backend, len(seeds))
+    if args.resume:
+        cfg, backend, seeds, out = _resumed(args)
+        if is_complete(out):
+            print(f"{out} is complete; nothing to resume")
+            return 0
+    else:
+        if not args.config:
+            raise ConfigError("give a configuration file (CONFIG) or --resume RUN_DIR")
+        cfg, backend = load_config(args.config, args.set), args.backend
+        seeds = resolve_seeds(cfg, args.seeds)
+        out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, args.backend)
+    cost = estimate(cfg, backend, len(seeds))
     check_bounds(cfg, cost)
     if args.check:
-        RunDirectory.check(out, overwrite=args.overwrite)
-        print(f"{cfg.name} ({args.backend}, {len(seeds)} seeds): valid; {cost.describe()}; {out} can be written")
+        RunDirectory.check(out, overwrite=args.overwrite, resume=bool(args.resume))
+        print(f"{cfg.name} ({backend}, {len(seeds)} seeds): valid; {cost.describe()}; {out} can be written")
         return 0
-    with RunDirectory.open(out, command="run", overwrite=args.overwrite) as rundir:
-        atomic_write_text(out / "config.yaml", dump_config(cfg, extra={"backend": args.backend, "seeds": seeds}))
+    with RunDirectory.open(out, command="run", overwrite=args.overwrite, resume=bool(args.resume)) as rundir:
+        if not args.resume:
+            atomic_write_text(out / "config.yaml", dump_config(cfg, extra={"backend": backend, "seeds": seeds}))
         try:
-            result = run(cfg, backend=args.backend, seeds=seeds, progress=not args.quiet)
+            result = run(cfg, backend=backend, seeds=seeds, progress=not args.quiet,
+                         checkpoint=out / CHECKPOINT_DIRECTORY)
         except DivergenceError as exc:
             if exc.result is not None:
                 exc.result.write(rundir, plots=not args.no_plots)
             print(f"neurofa: error: {exc} (in {out})", file=sys.stderr)
             return EXIT_DIVERGED
         result.write(rundir, plots=not args.no_plots)
-    print(f"{cfg.name} ({args.backend}, {len(seeds)} seeds) -> {out}")
+    print(f"{cfg.name} ({backend}, {len(seeds)} seeds) -> {out}")
     _print_summary(result.summary)
     _warn(result.summary)
     return 0
@@ -120,11 +150,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     elif "sweep_keys" in result.dataset.attrs:
         paths = sweep_figure(result, figdir)
     else:
-        paths = plot_run(result.dataset, figdir)
+        paths = plot_run(result.dataset, figdir, result.spikes)
     for p in paths:
         print(p)
     if not paths:
         print(f"{rundir}: nothing to plot")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    rundir = Path(args.rundir)
+    path = export(Result.load(rundir), rundir, args.format)
+    print(path)
     return 0
 
 
@@ -218,9 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="simulate a model configuration", description=(
         "Simulate CONFIG (a YAML file, see models/) for all seeds and write config.yaml, results.nc, summary.json "
-        "and figures/ into the run directory."))
-    p.add_argument("config", help="YAML configuration, e.g. models/pal_backprojections.yaml")
+        "and figures/ into the run directory (spiking runs with spiking.record_spikes also spikes.nc). With "
+        "simulation.checkpoint_interval > 0 the run writes checkpoints into RUN_DIR/checkpoint/, and "
+        "`neurofa run --resume RUN_DIR` continues it after it was killed."))
+    p.add_argument("config", nargs="?", help="YAML configuration, e.g. models/pal_backprojections.yaml")
     p.add_argument("--backend", choices=("rate", "spiking"), default="rate", help="simulator (default: rate)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the killed run in RUN_DIR (its --out) from its last checkpoint "
+                        "(simulation.checkpoint_interval), with its configuration, backend and seeds")
     p.add_argument("--check", action="store_true",
                    help="validate the configuration, the backend, the estimated cost and --out, then stop")
     _add_common(p)
@@ -262,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw the figures of a finished run directory")
     p.add_argument("rundir")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("export", help="export the recorded spikes of a run directory", description=(
+        "Write the spikes recorded with spiking.record_spikes in RUNDIR to the field's formats: --format nwb "
+        "writes RUNDIR/spikes.nwb (needs pip install 'neurofa[io]')."))
+    p.add_argument("rundir")
+    p.add_argument("--format", choices=tuple(EXPORTERS), default="nwb", help="file format (default: nwb)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -289,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         print("neurofa: error: out of memory (see simulation.max_memory_gb and `neurofa run --check`)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("neurofa: interrupted (the run directory stays marked incomplete; finished files are complete)",
-              file=sys.stderr)
+        print("neurofa: interrupted (the run directory stays marked incomplete; finished files are complete; a run "
+              "with checkpoints continues with neurofa run --resume RUN_DIR)", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure: one line, the traceback on --debug
         if args.debug:

@@ -193,6 +193,8 @@ class Simulation:
     record_detail: bool = False
     max_steps: float = positive(1e10, "refuse runs of more time steps, summed over seeds (neurofa.estimate)")
     max_memory_gb: float = positive(8.0, "refuse runs whose recordings need more memory, GiB (neurofa.estimate)")
+    checkpoint_interval: float = nonnegative(0.0, "write a checkpoint every this much simulated time, ms as "
+                                                  "duration (0 = never; neurofa.checkpoint)")
 
 
 @dataclass
@@ -213,6 +215,11 @@ class Spiking:
     build_dir: str = ""
     threads: int = positive(1)
     report: bool = True
+    #: populations whose spike times are recorded: input, hidden, interneuron, output, or all ([] = none)
+    record_spikes: list[str] = field(default_factory=list)
+    #: [start, stop] windows in ms of the spiking run to record spikes in (negative: from the end of training);
+    #: [] = all of it
+    record_spikes_windows: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -290,8 +297,9 @@ def _convert(value: Any, tp: Any, path: str, source: str | None) -> Any:
         return value
     if origin is list:
         (item,) = typing.get_args(tp)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = [value]
+        scalar = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if scalar or (isinstance(value, str) and item is str):
+            value = [value]  # one value for a list means that value everywhere
         if not isinstance(value, (list, tuple)):
             raise fail()
         return [_convert(v, item, f"{path}[{i}]", source) for i, v in enumerate(value)]

@@ -41,7 +41,8 @@ def check_bounds(cfg: Config, estimate: Estimate, where: str = "") -> None:
         raise ConfigError(
             f"{where}the run needs about {estimate.bytes / GIB:.3g} GiB of memory, more than "
             f"simulation.max_memory_gb = {sim.max_memory_gb:g} (a smaller network or data set, or fewer records: "
-            "simulation.record_interval, record_detail; --set simulation.max_memory_gb=... to run it)")
+            "simulation.record_interval, record_detail, spiking.record_spikes and its windows; "
+            "--set simulation.max_memory_gb=... to run it)")
 
 
 def microcircuit_size(sizes: list[int]) -> tuple[float, float]:

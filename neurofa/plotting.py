@@ -6,6 +6,7 @@ model. Curves over seeds are drawn as mean ± SD bands.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
 from neurofa.atomic import atomic_write
+from neurofa.spikes import windows_of
 
-__all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures"]
+__all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures",
+           "raster_figure"]
 
 
 def pyplot() -> Any:
@@ -87,10 +91,54 @@ def _curve_figure(ds: xr.Dataset, name: str) -> Any:
     return fig
 
 
-def plot_run(ds: xr.Dataset, directory: str | Path) -> list[Path]:
-    """The standard figures of a run's dataset: alignment angles, loss and every other per-time curve."""
+def raster_figure(spikes: xr.Dataset, seed: int | None = None, max_windows: int = 2, bins: int = 200) -> Any:
+    """Spike raster per population (rows) of one seed (default: the first), and below them each population's
+    rate over time (spikes per cell and second in bins of 1/``bins`` of a window); one column per recorded window
+    (the first and the last if there are more than ``max_windows``)."""
+    seeds = json.loads(spikes.attrs["seeds"])
+    seed = int(seeds[0] if seed is None else seed)
+    windows = windows_of(spikes)
+    if len(windows) > max_windows:
+        windows = [windows[0], windows[-1]]
+    populations = list(dict.fromkeys(str(p) for p in spikes["cell_population"].values))
+    kinds = {str(p): str(k) for p, k in zip(spikes["cell_population"].values, spikes["cell_kind"].values)}
+    cell_population = spikes["cell_population"].values.astype(str)
+    mine = spikes["spike_seed"].values == seed
+    times, cells = spikes["spike_time"].values[mine], spikes["spike_cell"].values[mine]
+    scale, unit = (1000.0, "s") if windows[-1][1] >= 2000 else (1.0, "ms")
+    fig, axes = plt.subplots(len(populations) + 1, len(windows), figsize=(4.5 * len(windows), 1.3 * len(populations)
+                                                                          + 2.2), sharex="col", squeeze=False)
+    for col, (start, stop) in enumerate(windows):
+        inside = (times >= start) & (times < stop)
+        edges = np.linspace(start, stop, bins + 1)
+        for row, population in enumerate(populations):
+            members = np.flatnonzero(cell_population == population)
+            pick = inside & np.isin(cells, members)
+            ax = axes[row, col]
+            ax.scatter(times[pick] / scale, cells[pick] - members[0], s=1.0, marker="|", color=f"C{row}",
+                       linewidths=0.5, rasterized=True)
+            ax.set_ylim(-0.5, len(members) - 0.5)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # cell indices
+            if col == 0:
+                ax.set_ylabel(f"{population}\n({kinds[population]})")
+            counts, _ = np.histogram(times[pick], edges)
+            rate = counts / (len(members) * np.diff(edges) / 1000.0)
+            axes[-1, col].plot(0.5 * (edges[1:] + edges[:-1]) / scale, rate, color=f"C{row}", label=population)
+        axes[0, col].set_title(f"seed {seed}, {start / scale:g}–{stop / scale:g} {unit}")
+        axes[-1, col].set_xlabel(f"time ({unit})")
+    axes[-1, 0].set_ylabel("rate (Hz per cell)")
+    axes[-1, -1].legend(fontsize=7, ncol=2, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_run(ds: xr.Dataset, directory: str | Path, spikes: xr.Dataset | None = None) -> list[Path]:
+    """The standard figures of a run's dataset: alignment angles, loss and every other per-time curve, and, with
+    recorded ``spikes``, the raster and population rates (``spikes.png``, :func:`raster_figure`)."""
     directory = Path(directory)
     written: list[Path] = []
+    if spikes is not None and spikes.sizes.get("spike", 0):
+        written.append(save_figure(raster_figure(spikes), directory / "spikes.png"))
     if "time" not in ds.dims or "seed" not in ds.dims:
         return written
     for name in ("angle_B_WT", "angle_B_RHS"):

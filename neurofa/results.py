@@ -1,8 +1,9 @@
 """Results: one type for every backend, written atomically as a run directory.
 
 A run directory holds ``config.yaml`` (the resolved configuration with provenance), ``results.nc`` (an
-``xarray.Dataset`` with dims such as ``seed``, ``time``, ``layer``), ``summary.json`` (final figures with stable
-keys, see the README) and ``figures/``. Every file is written to a temporary name and renamed into place, so an
+``xarray.Dataset`` with dims such as ``seed``, ``time``, ``layer``), ``spikes.nc`` for spiking runs that record
+spikes (:mod:`neurofa.spikes`), ``summary.json`` (final figures with stable keys, see the README) and
+``figures/``. Every file is written to a temporary name and renamed into place, so an
 interrupted run never leaves a half-written file under the final name.
 """
 
@@ -19,6 +20,7 @@ import xarray as xr
 
 from neurofa.atomic import atomic_write, atomic_write_text
 from neurofa.config import ConfigError
+from neurofa.export import to_neo
 from neurofa.plotting import plot_run
 from neurofa.rundir import RunDirectory, is_complete
 
@@ -26,6 +28,8 @@ __all__ = ["Result", "atomic_write", "atomic_write_text", "to_jsonable", "merge_
            "read_netcdf"]
 
 NETCDF_ENGINE: Literal["scipy"] = "scipy"
+#: the spike dataset of a run directory (:mod:`neurofa.spikes`)
+SPIKES = "spikes.nc"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -78,6 +82,8 @@ class Result:
     dataset: xr.Dataset
     summary: dict[str, Any] = field(default_factory=dict)
     config_text: str = ""
+    #: the recorded spikes of a spiking run with ``spiking.record_spikes`` (:mod:`neurofa.spikes`), else None
+    spikes: xr.Dataset | None = None
 
     # -- views -------------------------------------------------------------------------------------------------
     def alignment_angles(self, kind: str = "B_WT") -> xr.DataArray:
@@ -89,6 +95,10 @@ class Result:
 
     def __getitem__(self, key: str) -> xr.DataArray:
         return self.dataset[key]
+
+    def to_neo(self) -> Any:
+        """The recorded spikes and rates as a ``neo.Block`` (:func:`neurofa.export.to_neo`; needs ``neo``)."""
+        return to_neo(self)
 
     # -- I/O ---------------------------------------------------------------------------------------------------
     def save(self, directory: str | Path, plots: bool | Callable[[Result, Path], object] = True,
@@ -115,10 +125,13 @@ class Result:
         ds.attrs = {k: (json.dumps(to_jsonable(v)) if not isinstance(v, (str, int, float)) else v)
                     for k, v in ds.attrs.items()}
         atomic_write(directory / "results.nc", lambda p: ds.to_netcdf(p, engine=NETCDF_ENGINE))
+        if self.spikes is not None:
+            spikes = self.spikes
+            atomic_write(directory / SPIKES, lambda p: spikes.to_netcdf(p, engine=NETCDF_ENGINE))
         if callable(plots):
             plots(self, directory / "figures")
         elif plots:
-            plot_run(self.dataset, directory / "figures")
+            plot_run(self.dataset, directory / "figures", self.spikes)
         # summary last, then the marker goes: only now does the directory look complete
         atomic_write_text(directory / "summary.json", json.dumps(to_jsonable(self.summary), indent=2) + "\n")
         rundir.finish()
@@ -135,7 +148,8 @@ class Result:
         summary_path = directory / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         cfg_path = directory / "config.yaml"
-        return cls(ds, summary, cfg_path.read_text() if cfg_path.exists() else "")
+        spikes = read_netcdf(directory / SPIKES) if (directory / SPIKES).exists() else None
+        return cls(ds, summary, cfg_path.read_text() if cfg_path.exists() else "", spikes)
 
     @staticmethod
     def is_complete(directory: str | Path) -> bool:

@@ -1,6 +1,8 @@
 """Run directories that are complete and consistent, or visibly incomplete — never a mix.
 
-A run directory holds ``config.yaml``, ``results.nc``, ``summary.json`` and ``figures/``. :meth:`RunDirectory.open`
+A run directory holds ``config.yaml``, ``results.nc``, ``summary.json`` and ``figures/`` (and ``spikes.nc``,
+``spikes.nwb`` where spikes were recorded and exported), and ``checkpoint/`` while a run with checkpoints is not
+finished. :meth:`RunDirectory.open`
 prepares one before anything is simulated:
 
 - the location must be a directory or creatable as one, and writable (an existing file, a path under a file or an
@@ -9,8 +11,9 @@ prepares one before anything is simulated:
   old figures never sit beside new results) or, for sweeps, ``resume``;
 - a lock (``.lock``, ``flock``) refuses a second concurrent writer;
 - temporaries left by an interrupted write (``.*.tmp``) are removed;
-- the marker :data:`MARKER` says the directory is incomplete; :meth:`RunDirectory.finish` removes it after
-  ``summary.json``, which is written last. A killed run therefore leaves no ``summary.json`` and the marker.
+- the marker :data:`MARKER` says the directory is incomplete; :meth:`RunDirectory.finish` removes it (and the
+  checkpoints) after ``summary.json``, which is written last. A killed run therefore leaves no ``summary.json``
+  and the marker (and its checkpoints, from which ``neurofa run --resume`` continues).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ __all__ = ["MARKER", "LOCK", "OUTPUTS", "RunDirectory", "is_complete"]
 MARKER = "INCOMPLETE"
 LOCK = ".lock"
 #: what a finished run writes; an existing directory holding any of these is a run directory
-OUTPUTS = ("summary.json", "results.nc", "config.yaml", "figures", MARKER)
+#: the checkpoints of a run that is not finished (:mod:`neurofa.checkpoint`)
+CHECKPOINT = "checkpoint"
+OUTPUTS = ("summary.json", "results.nc", "spikes.nc", "spikes.nwb", "config.yaml", "figures", CHECKPOINT, MARKER)
 
 
 def is_complete(directory: str | Path) -> bool:
@@ -104,7 +109,9 @@ class RunDirectory:
         return cls(path, lock)
 
     def finish(self) -> None:
-        """The run is complete: remove the marker (after ``summary.json``), then release the lock."""
+        """The run is complete: remove its checkpoints and the marker (after ``summary.json``), then release the
+        lock."""
+        shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)
         (self.path / MARKER).unlink(missing_ok=True)
         self.release()
 
@@ -125,8 +132,9 @@ class RunDirectory:
 def _refuse_existing(path: Path, overwrite: bool, resume: bool, option: str) -> None:
     existing = [name for name in OUTPUTS if (path / name).exists()]
     if existing and not (overwrite or resume):
+        hint = f", --resume {path} to continue it" if (path / CHECKPOINT).exists() else ""
         raise ConfigError(f"{option} = {str(path)!r} already holds a run ({', '.join(existing)}); give another "
-                          "directory or --overwrite")
+                          f"directory{hint} or --overwrite")
 
 
 def _acquire(path: Path, option: str) -> IO[str]:

@@ -20,42 +20,53 @@ backends share the dataset convention below, so ``compare``, ``plot`` and ``swee
   snapshots at t_k: ``weights_W`` (seed, time, w_index) all forward weights W_1…W_N flattened row-major and
   concatenated, ``weights_B`` (seed, time, b_index) all backprojections B_1…B_{N−1} likewise. Coordinates
   ``pyr_layer``/``int_layer``/``hid_layer`` on the unit dims give each unit's layer;
-- ``attrs['extra_summary']`` (optional dict) adds backend-specific keys to ``summary.json``.
+- ``attrs['extra_summary']`` (optional dict) adds backend-specific keys to ``summary.json``;
+- ``attrs['spikes']`` (optional): the spike dataset of :mod:`neurofa.spikes`, which :func:`run` moves to
+  :attr:`Result.spikes <neurofa.results.Result.spikes>`.
+
+A backend registered with ``checkpoints=True`` also takes ``checkpoint``, a :class:`~neurofa.checkpoint.Checkpoint`
+it writes every ``simulation.checkpoint_interval`` and continues from.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import xarray as xr
 
 from neurofa import spiking
-from neurofa.config import Config, ConfigError, check_backend, dump_config, load_config
+from neurofa.checkpoint import Checkpoint, fingerprint
+from neurofa.config import Config, ConfigError, check_backend, dump_config, load_config, to_dict
 from neurofa.divergence import DivergenceError, saturation_warnings
 from neurofa.estimate import Estimate, check_bounds
 from neurofa.rate import layered
 from neurofa.rate import microcircuit as rate_microcircuit
 from neurofa.results import Result, summary_from_dataset, to_jsonable
+from neurofa.spikes import ATTR as SPIKES_ATTR
 
-__all__ = ["run", "BACKENDS", "Backend", "resolve_seeds", "simulator", "estimate"]
+__all__ = ["run", "BACKENDS", "Backend", "resolve_seeds", "simulator", "estimate", "run_fingerprint"]
 
 Simulate = Callable[..., xr.Dataset]
 
 
 class Backend(NamedTuple):
-    """One simulator of one model kind: how it runs and what a run will cost."""
+    """One simulator of one model kind: how it runs, what a run will cost, and whether ``simulate`` takes a
+    ``checkpoint`` (:class:`neurofa.checkpoint.Checkpoint`) to write to and resume from."""
 
     simulate: Simulate
     estimate: Callable[[Config, int], Estimate]
+    checkpoints: bool = False
 
 
 #: backend name → model kind → implementation, one line each
 BACKENDS: dict[str, dict[str, Backend]] = {
-    "rate": {"microcircuit": Backend(rate_microcircuit.simulate, rate_microcircuit.estimate),
+    "rate": {"microcircuit": Backend(rate_microcircuit.simulate, rate_microcircuit.estimate, checkpoints=True),
              "mlp": Backend(layered.simulate, layered.estimate)},
-    "spiking": {"microcircuit": Backend(spiking.simulate, spiking.estimate)},
+    "spiking": {"microcircuit": Backend(spiking.simulate, spiking.estimate, checkpoints=True)},
 }
 
 
@@ -99,22 +110,35 @@ def simulator(cfg: Config, backend: str, n_seeds: int = 1) -> Simulate:
     return _backend(cfg, backend).simulate
 
 
+def run_fingerprint(cfg: Config, backend: str, seeds: list[int]) -> str:
+    """What ties a checkpoint to a run: the configuration (without provenance), the backend and the seeds."""
+    return fingerprint(json.dumps({"config": to_dict(cfg), "backend": backend, "seeds": seeds}, sort_keys=True))
+
+
 def run(
     cfg: Config | str | dict[str, Any],
     backend: str = "rate",
     seeds: int | Iterable[int] | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> Result:
-    """Simulate ``cfg`` with ``backend`` for every seed (one batch where the backend allows) and summarise."""
+    """Simulate ``cfg`` with ``backend`` for every seed (one batch where the backend allows) and summarise.
+
+    ``checkpoint``: a directory where the run writes a checkpoint every ``simulation.checkpoint_interval`` and
+    from whose last checkpoint it continues (:mod:`neurofa.checkpoint`; remove it once the result is saved, as
+    :meth:`neurofa.rundir.RunDirectory.finish` does)."""
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
     seed_list = resolve_seeds(cfg, seeds)
     simulate = simulator(cfg, backend, len(seed_list))
     start = time.perf_counter()
     text = dump_config(cfg, extra={"backend": backend, "seeds": seed_list})
+    kwargs: dict[str, Any] = {}
+    if checkpoint is not None and _backend(cfg, backend).checkpoints:
+        kwargs["checkpoint"] = Checkpoint(checkpoint, run_fingerprint(cfg, backend, seed_list))
     try:
-        ds = simulate(cfg, seed_list, progress=progress)
+        ds = simulate(cfg, seed_list, progress=progress, **kwargs)
     except DivergenceError as exc:
         if exc.partial is not None:
             exc.result = _result(exc.partial, backend, cfg, time.perf_counter() - start, text, exc.summary())
@@ -127,10 +151,11 @@ def _result(ds: xr.Dataset, backend: str, cfg: Config, wall: float, text: str,
     """The Result of a backend's dataset: the standard summary keys, the backend's own, warnings of a silent
     failure (:func:`neurofa.divergence.saturation_warnings`) and, for a diverged run, where it diverged."""
     extra = ds.attrs.pop("extra_summary", {}) or {}
+    spikes = ds.attrs.pop(SPIKES_ATTR, None)
     ds.attrs.update({"backend": backend, "model": cfg.model, "name": cfg.name})
     summary = {**summary_from_dataset(ds), **to_jsonable(extra), "backend": backend, "wall_time_s": wall}
     warnings = saturation_warnings(ds, extra.get("max_abs_weight"))
     if warnings:
         summary["warnings"] = warnings
     summary.update(diverged or {"diverged": False})
-    return Result(ds, summary, text)
+    return Result(ds, summary, text, spikes)

@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import sys
 import time
@@ -243,12 +244,18 @@ def _write_netcdf(path: Path, ds: xr.Dataset) -> None:
     atomic_write(path, write)
 
 
-def _simulate(cfg: Config, backend: str | Callable[..., xr.Dataset],
-              seeds: list[int]) -> tuple[xr.Dataset, dict[str, Any]]:
-    """One batched backend call for ``seeds`` (runner.run for a named backend; a callable is used as ``simulate``),
-    and the backend's own summary keys (e.g. ``spiking_builds``)."""
+def _checkpoint_dir(points_dir: Path, phash: str, seeds: list[int]) -> Path:
+    """Where a point's batch of ``seeds`` keeps its checkpoints until its files are written."""
+    tag = hashlib.sha256(json.dumps(sorted(seeds)).encode()).hexdigest()[:8]
+    return points_dir / f"{phash}-{tag}.checkpoint"
+
+
+def _simulate(cfg: Config, backend: str | Callable[..., xr.Dataset], seeds: list[int],
+              checkpoint: Path | None = None) -> tuple[xr.Dataset, dict[str, Any]]:
+    """One batched backend call for ``seeds`` (runner.run for a named backend, continuing from ``checkpoint``;
+    a callable is used as ``simulate``), and the backend's own summary keys (e.g. ``spiking_builds``)."""
     if isinstance(backend, str):
-        result = run(cfg, backend=backend, seeds=seeds, progress=False)
+        result = run(cfg, backend=backend, seeds=seeds, progress=False, checkpoint=checkpoint)
         keys = set(result.summary) - set(summary_from_dataset(result.dataset))
         return result.dataset, {k: result.summary[k] for k in sorted(keys)}
     ds = backend(cfg, seeds, progress=False)
@@ -267,6 +274,10 @@ def run_point_task(
 ) -> list[dict[str, Any]]:
     """Worker side: simulate the seeds of one configuration not yet on disk and write one file pair per seed.
 
+    With ``simulation.checkpoint_interval`` > 0 the batch keeps checkpoints in ``<hash>-<seeds>.checkpoint`` in
+    the points directory until its files are written, so a point killed with its worker (a job past its
+    walltime) continues from its last checkpoint when the sweep is run again.
+
     A model error (an exception of the backend) is returned as a failure record for every seed of the task, since
     rerunning a deterministic simulation would fail again; an I/O error propagates, so that Dask retries the task.
     """
@@ -276,9 +287,10 @@ def run_point_task(
     if not todo:
         return records
     start = time.perf_counter()
+    checkpoint = _checkpoint_dir(directory, phash, todo)
     try:
         cfg = load_config(cfg_data)
-        ds, backend_summary = _simulate(cfg, backend, todo)
+        ds, backend_summary = _simulate(cfg, backend, todo, checkpoint)
     except Exception as exc:
         return records + [{"seed": s, "ok": False, "error": f"{type(exc).__name__}: {exc}"} for s in todo]
     wall = time.perf_counter() - start
@@ -303,6 +315,7 @@ def run_point_task(
         }
         atomic_write_text(js, json.dumps(to_jsonable(info), indent=1) + "\n")  # last: marks the point finished
         records.append({"seed": seed, "ok": True, "skipped": False})
+    shutil.rmtree(checkpoint, ignore_errors=True)
     return records
 
 

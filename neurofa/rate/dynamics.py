@@ -32,6 +32,7 @@ views into these stacked matrices.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -464,6 +465,31 @@ class Microcircuit:
             out.append(err[:, s, None] * self.pre[:, None, self._pre_F[ell]])
         return out
 
+    # -- checkpoints -----------------------------------------------------------------------------------------------
+    #: the arrays that change while the batch runs: packed weights and their increments, voltages, dendritic
+    #: potentials, PAL's noise, rates and traces, and the scratch buffers (so a resumed step is bitwise the step
+    #: it continues); ``tests/test_checkpoint.py`` fails if an array changes that is not listed here
+    STATE = ("_F_all", "_dF_all", "_G_all", "_dG_all", "u", "ueff", "d1", "d2", "xi", "r", "pre", "pre_old", "r_hp",
+             "_tmp", "_tmp2", "_err", "_post2", "_pre2")
+
+    def state(self) -> dict[str, Array]:
+        """Copies of everything that changes while the batch runs: :data:`STATE`, the low-passed increments
+        ``W_lo`` and the learning-rate factor. The presented input and target are not included: present them
+        again, then :meth:`restore`."""
+        out = {name: getattr(self, name).copy() for name in self.STATE}
+        for i, w in enumerate(self.W_lo or []):
+            out[f"W_lo{i}"] = w.copy()
+        out["lr_factor"] = np.asarray(self.lr_factor)
+        return out
+
+    def restore(self, state: dict[str, Array]) -> None:
+        """Continue from :meth:`state` (in place: the weight views W, B, … stay views of the packed buffers)."""
+        self.set_learning_rate_factor(float(state["lr_factor"]))
+        for name in self.STATE:
+            np.copyto(getattr(self, name), state[name])
+        for i, w in enumerate(self.W_lo or []):
+            np.copyto(w, state[f"W_lo{i}"])
+
     def apical(self) -> list[Array]:
         """v_api,ℓ (without the noise) of the last step, per hidden layer, shape (S, n_ℓ)."""
         return [self.d2[:, s] for s in self.layout.pyr[:-1]]
@@ -557,6 +583,19 @@ class NoiseSource:
         self.chunk = int(max(1, min(1000, max_elements // max(1, len(seeds) * lay.n_units))))
         self.buffer = np.zeros((self.chunk, len(seeds), lay.n_units))
         self.k = self.chunk
+
+    def state(self) -> dict[str, Array]:
+        """The generators' states (JSON), the drawn block and the position in it."""
+        states = [rng.bit_generator.state for rng in self.rngs]
+        return {"noise_rngs": np.asarray(json.dumps(states)), "noise_buffer": self.buffer.copy(),
+                "noise_k": np.asarray(self.k)}
+
+    def restore(self, state: dict[str, Array]) -> None:
+        """Continue the noise sequence from :meth:`state`."""
+        for rng, saved in zip(self.rngs, json.loads(str(state["noise_rngs"]))):
+            rng.bit_generator.state = saved
+        np.copyto(self.buffer, state["noise_buffer"])
+        self.k = int(state["noise_k"])
 
     def next(self) -> Array:
         if self.k == self.chunk:

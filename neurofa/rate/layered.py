@@ -682,8 +682,8 @@ def estimate(cfg: Config, n_seeds: int) -> Estimate:
 
 @register_check("model")
 def check_mlp(cfg: Config, where: str) -> None:
-    """A discrete-time network needs a registered rule and a task with targets; the target filter is a
-    microcircuit option."""
+    """A discrete-time network needs a registered rule and a task with targets; the target filter and checkpoints
+    are microcircuit options."""
     if cfg.model != "mlp":
         return
     if cfg.plasticity.feedback not in RULES:
@@ -697,4 +697,9 @@ def check_mlp(cfg: Config, where: str) -> None:
     if cfg.simulation.filter_target:
         raise ConfigError(
             f"{where}simulation.filter_target = True is not allowed for model 'mlp'; allowed: model 'microcircuit'"
+        )
+    if cfg.simulation.checkpoint_interval > 0:
+        raise ConfigError(
+            f"{where}simulation.checkpoint_interval = {cfg.simulation.checkpoint_interval!r} is not allowed for "
+            "model 'mlp' (its runs take seconds to minutes); allowed: 0, or model 'microcircuit'"
         )

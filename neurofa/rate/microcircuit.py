@@ -48,6 +48,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from neurofa.checkpoint import Checkpoint
 from neurofa.circuit import circuit_task, initial_weights, learning_rate_factor, presentation_order, steady_state
 from neurofa.config import Config, ConfigError, register_check
 from neurofa.divergence import DivergenceError, non_finite
@@ -60,6 +61,8 @@ from neurofa.tasks import task_spec
 __all__ = ["simulate", "estimate", "TaskStream", "check_rate_microcircuit"]
 
 MAX_TRAIN_EVAL = 10_000
+#: the name of the rate backend's checkpoint file (:mod:`neurofa.checkpoint`)
+CHECKPOINT = "rate"
 
 
 class TaskStream:
@@ -167,6 +170,39 @@ class _Recorder:
         self.d2_sum += net.d2
         self.steps += 1
 
+    #: attributes that are configuration, not state
+    _FIXED = ("model", "net", "n_hidden", "detail", "hid_idx")
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of the window accumulators and the series recorded so far."""
+        out: dict[str, np.ndarray] = {}
+        for name, value in vars(self).items():
+            if name in self._FIXED:
+                continue
+            if isinstance(value, dict):
+                out.update({f"rec_{name}.{k}": v.copy() for k, v in value.items()})
+            elif isinstance(value, list):
+                out.update({f"rec_{name}.{i}": v.copy() for i, v in enumerate(value)})
+            else:
+                out[f"rec_{name}"] = np.array(value)
+        return out
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from :meth:`state`."""
+        for name, value in vars(self).items():
+            if name in self._FIXED:
+                continue
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    np.copyto(v, state[f"rec_{name}.{k}"])
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    np.copyto(v, state[f"rec_{name}.{i}"])
+            elif isinstance(value, np.ndarray):
+                np.copyto(value, state[f"rec_{name}"])
+            else:
+                setattr(self, name, type(value)(state[f"rec_{name}"]))
+
     def truncate(self, records: int) -> None:
         """Forget what was accumulated after the first ``records`` windows (NaN from there on)."""
         for values in self.series.values():
@@ -246,15 +282,17 @@ class _Run:
     test_times: list[float]
     test_curve: list[np.ndarray]
 
-    def loop(self, progress: bool, label: str) -> None:
-        """Every Euler step: annealing, presentations, probes, records and test points."""
+    def loop(self, progress: bool, label: str, checkpoint: Checkpoint | None = None) -> None:
+        """Every Euler step: annealing, presentations, probes, records, test points and checkpoints; from the
+        last checkpoint if ``checkpoint`` holds one."""
         cfg, net, data, rec, s = self.cfg, self.net, self.data, self.rec, self.schedule
         dt = cfg.simulation.dt
         detail = cfg.simulation.record_detail
         anneal = cfg.plasticity.eta_decay > 0
-        bar = tqdm(total=s.n_steps, desc=label, unit="step", unit_scale=True) if progress else None
-        j, p = 0, -1
-        for k in range(s.n_steps):
+        per_checkpoint = _steps(cfg.simulation.checkpoint_interval, dt) if cfg.simulation.checkpoint_interval else 0
+        start, j, p = self.resume(checkpoint) if checkpoint is not None else (0, 0, -1)
+        bar = tqdm(total=s.n_steps, initial=start, desc=label, unit="step", unit_scale=True) if progress else None
+        for k in range(start, s.n_steps):
             if anneal:
                 net.set_learning_rate_factor(learning_rate_factor(k * dt, cfg.plasticity))
             if k % s.per_pres == 0:
@@ -274,8 +312,35 @@ class _Run:
                     bar.update(s.per_record)
             if s.per_test and kk % s.per_test == 0 and data.x_test is not None:
                 self.test_point(kk * dt)
+            if checkpoint is not None and per_checkpoint and kk % per_checkpoint == 0 and kk < s.n_steps:
+                checkpoint.save(CHECKPOINT, self.state(kk, j, p))
         if bar is not None:
             bar.close()
+
+    def state(self, k: int, j: int, p: int) -> dict[str, np.ndarray]:
+        """Everything the loop needs to continue at step ``k`` (record ``j``, presentation ``p``)."""
+        out: dict[str, np.ndarray] = {"position": np.array([k, j, p]), **self.net.state(), **self.rec.state()}
+        if self.noise is not None:
+            out.update(self.noise.state())
+        out["test_times"] = np.asarray(self.test_times, dtype=float)
+        out["test_curve"] = np.stack(self.test_curve) if self.test_curve else np.zeros((0, len(self.seeds)))
+        return out
+
+    def resume(self, checkpoint: Checkpoint) -> tuple[int, int, int]:
+        """Restore the last checkpoint, if any: (next step, next record, current presentation)."""
+        state = checkpoint.load(CHECKPOINT)
+        if state is None:
+            return 0, 0, -1
+        k, j, p = (int(v) for v in state["position"])
+        if p >= 0:
+            self.net.present(*self.data.sample(p))
+        self.net.restore(state)
+        self.rec.restore(state)
+        if self.noise is not None:
+            self.noise.restore(state)
+        self.test_times[:] = state["test_times"].tolist()
+        self.test_curve[:] = list(state["test_curve"])
+        return k, j, p
 
     def check_finite(self, t: float, records: int) -> None:
         """Raise :class:`DivergenceError` (with the ``records`` windows recorded so far) if the state went
@@ -297,11 +362,15 @@ class _Run:
             self.test_times.append(t)
 
 
-def simulate(cfg: Config, seeds: list[int], progress: bool = False, noise_refine: int = 1) -> xr.Dataset:
+def simulate(cfg: Config, seeds: list[int], progress: bool = False, noise_refine: int = 1,
+             checkpoint: Checkpoint | None = None) -> xr.Dataset:
     """Simulate ``cfg`` for all ``seeds`` as one batch and return the run's dataset (see the module docstring).
 
     ``noise_refine`` = m draws PAL's noise on the grid dt/m and sums it (common Wiener path for dt-convergence
     studies, :class:`~neurofa.rate.dynamics.NoiseSource`); the default 1 is the plain Euler–Maruyama scheme.
+    ``checkpoint``: continue from its last checkpoint, if any, and write one every
+    ``simulation.checkpoint_interval`` ms (:data:`CHECKPOINT`: the batch's whole state, so the result is bitwise
+    that of an uninterrupted run).
     """
     seeds = [int(s) for s in seeds]
     schedule = _Schedule.of(cfg)
@@ -314,7 +383,7 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = False, noise_refine
     run = _Run(cfg, model, net, data, noise, rec, schedule, seeds, initial, [], [])
     start = _time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging state is caught at the next record
-        run.loop(progress, f"{cfg.name} rate ×{len(seeds)}")
+        run.loop(progress, f"{cfg.name} rate ×{len(seeds)}", checkpoint)
     wall = _time.perf_counter() - start
     run.check_finite(schedule.n_steps * cfg.simulation.dt, schedule.n_records)
     extra = {"rate_wall_time_s": wall, "rate_seed_steps_per_s": len(seeds) * schedule.n_steps / max(wall, 1e-9),

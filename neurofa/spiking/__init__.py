@@ -25,17 +25,20 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from neurofa import spikes
+from neurofa.checkpoint import Checkpoint
 from neurofa.circuit import InitialWeights, circuit_task, initial_weights
 from neurofa.config import Config
 from neurofa.divergence import DivergenceError
 from neurofa.estimate import Estimate, data_values, microcircuit_size
 from neurofa.spiking import collect
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
-from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, structure_key
+from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, recorded_windows, structure_key
+from neurofa.spiking.structure import spike_window as window_gate
 from neurofa.tasks import TaskData
 
 __all__ = ["simulate", "estimate", "effective_parameters", "mean_field_config", "structure_key", "run_planned",
-           "build_stats"]
+           "build_stats", "spike_bound", "SPIKE_BYTES"]
 
 
 def _device() -> ModuleType:
@@ -48,16 +51,20 @@ def build_stats() -> dict[str, Any]:
     return dict(_device().stats())
 
 
-def run_planned(plan: SpikingPlan, data: TaskData, weights: InitialWeights, index: int,
-                seed: int) -> tuple[Structure, RunValues, Any]:
+def run_planned(plan: SpikingPlan, data: TaskData, weights: InitialWeights, index: int, seed: int,
+                checkpoint: Checkpoint | None = None) -> tuple[Structure, RunValues, Any]:
     """Structure, per-run values and monitor output of seed ``seed`` (``index`` into the batch of ``weights``)."""
     structure = plan.structure(data)
     values = plan.values(structure, data, weights, index, seed)
-    return structure, values, _device().run_seed(plan.cfg, structure, values)
+    return structure, values, _device().run_seed(plan.cfg, structure, values, checkpoint)
 
 
-def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset:
-    """Simulate ``cfg`` for each seed (sequentially; one standalone build per structure) → dataset."""
+def simulate(cfg: Config, seeds: list[int], progress: bool = True, checkpoint: Checkpoint | None = None) -> xr.Dataset:
+    """Simulate ``cfg`` for each seed (sequentially; one standalone build per structure) → dataset.
+
+    With ``simulation.checkpoint_interval`` > 0 every seed runs in chunks (:mod:`neurofa.spiking.chunks`);
+    ``checkpoint`` keeps each finished chunk, and a run given a checkpoint with finished chunks continues after
+    them, with the random generators restored: its result is bitwise that of the run not interrupted."""
     plan = SpikingPlan.of(cfg)
     if not progress and cfg.spiking.report:
         plan = dataclasses.replace(plan, cfg=dataclasses.replace(cfg, spiking=dataclasses.replace(cfg.spiking,
@@ -65,6 +72,8 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset
     seeds = [int(s) for s in seeds]
     weights = initial_weights(cfg, seeds, plan.model)
     per_seed, times, structure = [], None, None
+    trains: list[tuple[np.ndarray, np.ndarray]] = []
+    windows: list[list[float]] = []
     diverged: dict[int, tuple[str, float]] = {}
     largest = 0.0
     wall = 0.0
@@ -73,7 +82,7 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset
     bar = tqdm(seeds, desc=f"{cfg.name} spiking", unit="seed", disable=not progress, leave=False)
     for index, seed in enumerate(bar):
         data = circuit_task(cfg, seed)
-        s, values, out = run_planned(plan, data, weights, index, seed)
+        s, values, out = run_planned(plan, data, weights, index, seed, checkpoint)
         if structure is not None and s != structure:  # seeds of one config share a structure
             raise RuntimeError("seeds of one configuration produced different network structures")
         structure = s
@@ -85,11 +94,20 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True) -> xr.Dataset
         if found is not None:
             diverged[seed] = found
         largest = max(largest, collect.max_abs_weight(out, s, weights, index))
+        if s.spike_groups:
+            trains.append(collect.seed_spikes(collect.cell_table(plan.model, s), s, out))
+            windows = recorded_windows(s, values.spike_window)
     assert structure is not None and times is not None
     total = time.perf_counter() - start
     extra = _summary(plan.eff, cfg, structure, len(seeds), wall, total, build_stats()["builds"] - builds0)
     extra["max_abs_weight"] = largest
     ds = collect.merge_seeds(plan.model, structure, seeds, per_seed, times, extra)
+    if structure.spike_groups:
+        recorded = spikes.spike_dataset(collect.cell_table(plan.model, structure), seeds, trains, windows,
+                                        structure.end_time, structure.dt, plan.eff.nu_max)
+        ds.attrs[spikes.ATTR] = recorded
+        ds.attrs["extra_summary"]["spikes_recorded_per_seed"] = [int(spikes.spike_counts(recorded, s).sum())
+                                                                 for s in seeds]
     if diverged:
         first = min(t for _, t in diverged.values())
         quantity = next(q for q, t in diverged.values() if t == first)
@@ -102,7 +120,8 @@ def estimate(cfg: Config, n_seeds: int) -> Estimate:
     snapshots of every synapse and per-cell accumulators (four per cell with ``record_detail``) at every record,
     the half-presentation samples of the output and the presentation sequence of one seed (seeds run one after
     another, ×2 for the copies Brian2 and the collection make), the dataset's series for all seeds and the task's
-    data; 8 bytes each."""
+    data, 8 bytes each; and :data:`SPIKE_BYTES` per spike that ``spiking.record_spikes`` can record
+    (:func:`spike_bound`)."""
     eff = effective_parameters(cfg)
     sizes = cfg.network.layers
     synapses, cells = microcircuit_size(sizes)
@@ -113,12 +132,31 @@ def estimate(cfg: Config, n_seeds: int) -> Estimate:
     one_seed = 16 * synapses + 40 * cells + 2 * (records * per_record + n_pres * (4 * sizes[-1] + sizes[0] + 2))
     steps = (n_pres * eff.t_pres + eff.dt) / eff.dt
     return Estimate(steps=float(n_seeds) * steps,
-                    bytes=8.0 * (one_seed + n_seeds * records * per_record + data_values(cfg, n_seeds)))
+                    bytes=8.0 * (one_seed + n_seeds * records * per_record + data_values(cfg, n_seeds))
+                    + SPIKE_BYTES * n_seeds * spike_bound(cfg))
+
+
+#: bytes per recorded spike: Brian2's monitor (8 + 4), its copy and the spike dataset (8 + 4 + 8), with slack
+SPIKE_BYTES = 48.0
+
+
+def spike_bound(cfg: Config) -> float:
+    """The most spikes one seed can record: every recorded cell firing at ν_max through every recorded window."""
+    if not cfg.spiking.record_spikes:
+        return 0.0
+    plan = SpikingPlan.of(cfg)
+    s = plan.structure(circuit_task(cfg, 0))
+    n_pres = s.n_train_pres + s.n_test_pres
+    recorded = recorded_windows(s, window_gate(cfg.spiking.record_spikes_windows, n_pres, s.n_train_pres,
+                                               s.t_pres) if s.spike_windows else None)
+    window_ms = sum(stop - start for start, stop in recorded)
+    cells = sum(plan.model.population(name).size for name in s.spike_groups)
+    return cells * plan.eff.nu_max / 1000.0 * window_ms
 
 
 def _summary(eff: EffectiveParameters, cfg: Config, structure: Structure, n_seeds: int, wall: float, total: float,
              builds: int) -> dict[str, Any]:
-    sim_s = structure.run_time / 1000.0 * n_seeds
+    sim_s = structure.n_chunks * structure.run_time / 1000.0 * n_seeds
     return {
         "spiking_device": cfg.spiking.device,
         "spiking_builds": builds,

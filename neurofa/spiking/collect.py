@@ -32,11 +32,13 @@ import xarray as xr
 from neurofa.circuit import InitialWeights
 from neurofa.model import Model
 from neurofa.recording import alignment, dataset, operating_point, steady_state_scores
+from neurofa.spikes import CellTable
 from neurofa.spiking.params import EffectiveParameters
 from neurofa.spiking.structure import RunValues, Structure
 from neurofa.tasks import TaskData
 
-__all__ = ["weight_history", "seed_dataset", "merge_seeds", "divergence", "max_abs_weight"]
+__all__ = ["weight_history", "seed_dataset", "merge_seeds", "divergence", "max_abs_weight", "cell_table",
+           "seed_spikes"]
 
 Array = np.ndarray
 
@@ -178,6 +180,25 @@ def _argmax_ties(counts: Array, vhat: Array) -> Array:
     """Class with most spikes; ties broken by the larger mean basal prediction v̂."""
     key = counts + 1e-6 * (vhat - vhat.min()) / (np.ptp(vhat) + 1e-12)
     return np.argmax(key, axis=-1)
+
+
+def cell_table(model: Model, structure: Structure) -> CellTable:
+    """The cells whose spikes ``structure`` records, population by population."""
+    return CellTable.of([(p.name, p.kind, p.layer, p.size) for name in structure.spike_groups
+                         for p in [model.population(name)]])
+
+
+def seed_spikes(cells: CellTable, structure: Structure, out: Any) -> tuple[Array, Array]:
+    """(times in ms, cell indices into ``cells``) of one seed's recorded spikes, ordered by time, then cell; up to
+    the end of the last presentation (not the extra step that lets the monitors sample it, nor a chunked run's
+    padding)."""
+    steps = [out.spikes[g][0] for g in structure.spike_groups]
+    ids = [out.spikes[g][1].astype(np.int32) + cells.offset(g) for g in structure.spike_groups]
+    step, cell = (np.concatenate(steps), np.concatenate(ids)) if steps else (np.zeros(0, np.int64), np.zeros(0))
+    inside = step < round(structure.end_time / structure.dt)
+    step, cell = step[inside], cell[inside]
+    order = np.lexsort((cell, step))
+    return step[order] * structure.dt, cell[order].astype(np.int32)
 
 
 def merge_seeds(model: Model, structure: Structure, seeds: list[int], per_seed: list[dict[str, Array]],

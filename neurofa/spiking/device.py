@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from hashlib import md5
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,15 @@ import brian2
 import numpy as np
 from brian2 import Function, NeuronGroup, ms, prefs, second
 from brian2 import seed as brian_seed
+from brian2.core.variables import ArrayVariable
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device
 from brian2.utils.filelock import FileLock
 from brian2.utils.logger import BrianLogger
 
+from neurofa.checkpoint import Checkpoint
 from neurofa.config import Config
+from neurofa.spiking.chunks import ChunkState, RunOutput, SeedStore, merge
 from neurofa.spiking.network import Circuit, build_circuit
 from neurofa.spiking.structure import RunValues, Structure
 
@@ -70,23 +74,15 @@ def stats() -> dict[str, Any]:
 # execution
 
 
-@dataclass
-class RunOutput:
-    """Monitor data of one run (times in ms): weight snapshots ``weights[name]`` (n_rec, n_syn), layer
-    accumulators ``layers[(group, var)]`` (n_rec, n_cells), test samples ``test[var]`` (n_half_windows, n_out)."""
-
-    record_times: np.ndarray
-    weights: dict[str, np.ndarray]
-    layers: dict[tuple[str, str], np.ndarray]
-    test_times: np.ndarray | None
-    test: dict[str, np.ndarray]
-    wall_s: float
-
-
 def _build_root(cfg: Config) -> Path:
     if cfg.spiking.build_dir:
         return Path(cfg.spiking.build_dir).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neurofa" / "builds"
+
+
+def _times(monitor: Any, dt: float) -> np.ndarray:
+    """A monitor's sample times in ms as exact multiples of dt (so chunks and whole runs agree bitwise)."""
+    return np.rint(np.asarray(monitor.t / ms) / dt) * dt
 
 
 def _collect(circuit: Circuit) -> RunOutput:
@@ -97,51 +93,78 @@ def _collect(circuit: Circuit) -> RunOutput:
     for name, mon in circuit.layer_monitors.items():
         for var in mon.record_variables:
             layers[(name, var)] = np.asarray(getattr(mon, var)).T.copy()
-        times = np.asarray(mon.t / ms)
+        times = _times(mon, s.dt)
     for mon in circuit.weight_monitors.values():
-        times = np.asarray(mon.t / ms)
-    if times is None:  # nothing plastic or recorded: only the grid is needed
-        times = np.arange(0.0, s.train_time + s.dt / 2, s.record_interval)
+        times = _times(mon, s.dt)
+    if times is None:  # nothing plastic or recorded: only the grid is needed (a chunk's end is the next's start)
+        times = (np.arange(0.0, s.chunk_pres * s.t_pres - s.dt / 2, s.record_interval) if s.chunk_pres
+                 else np.arange(0.0, s.train_time + s.dt / 2, s.record_interval))
     test: dict[str, np.ndarray] = {}
     test_times = None
     if circuit.test_monitor is not None:
         test = {var: np.asarray(getattr(circuit.test_monitor, var)).T.copy()
                 for var in circuit.test_monitor.record_variables}
-        test_times = np.asarray(circuit.test_monitor.t / ms)
-    return RunOutput(times, weights, layers, test_times, test, 0.0)
+        test_times = _times(circuit.test_monitor, s.dt)
+    spikes = {name: (np.rint(np.asarray(mon.t / ms) / s.dt).astype(np.int64), np.asarray(mon.i, dtype=np.int32))
+              for name, mon in circuit.spike_monitors.items()}
+    return RunOutput(times, weights, layers, test_times, test, 0.0, spikes)
 
 
-#: C++ implementation of ``neurofa_progress(t, on, t_end, period)``: a line of progress on stdout (``on`` > 0) at
-#: most every 10 s of wall time, and always at the last call (``t + period > t_end``).
+#: C++ implementation of ``neurofa_progress(t, on, t_end, period, t0)``: a line of progress on stdout (``on`` > 0)
+#: at most every 10 s of wall time, and always at the last call (``t + period > t_end``); ``t`` is the time in the
+#: whole run, ``t0`` where this program run began (a chunk's start): the wall time is this program run's, and the
+#: estimate uses its speed.
 PROGRESS_CPP = r"""
-double neurofa_progress(double t, double on, double t_end, double period)
+double neurofa_progress(double t, double on, double t_end, double period, double t0)
 {
     static const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     static double last = 0.0;
-    if (on <= 0.0 || t <= 0.0)
+    if (on <= 0.0 || t <= t0)
         return 0.0;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (wall - last < 10.0 && t + period <= t_end)
         return 0.0;
     last = wall;
     std::printf("%.1f s (%.0f%%) simulated in %.0f s, estimated %.0f s remaining.\n",
-                t, 100.0 * t / t_end, wall, wall * (t_end - t) / t);
+                t, 100.0 * t / t_end, wall, wall * (t_end - t) / (t - t0));
     std::fflush(stdout);
     return 0.0;
 }
 """
 
+#: restore the random generators from ``neurofa_rng_in.bin`` in the results directory, if the run was given one
+#: (the state a previous chunk ended with); the bytes are those of this very program's generators
+RNG_RESTORE_CPP = r"""
+{
+    std::ifstream rng_in(brian::results_dir + "neurofa_rng_in.bin", std::ios::binary);
+    if (rng_in.good())
+        for (auto &generator : brian::_random_generators)
+            rng_in.read(reinterpret_cast<char*>(&generator), sizeof(generator));
+}
+"""
+#: write the random generators' state at the end of the run to ``neurofa_rng_out.bin``
+RNG_SAVE_CPP = r"""
+{
+    std::ofstream rng_out(brian::results_dir + "neurofa_rng_out.bin", std::ios::binary);
+    for (auto &generator : brian::_random_generators)
+        rng_out.write(reinterpret_cast<const char*>(&generator), sizeof(generator));
+}
+"""
+
 
 def _progress_group(run_time_ms: float, dt_ms: float, prefix: str) -> Any:
-    """A one-cell group whose ``run_regularly`` reports progress every 1 % of ``run_time_ms`` (standalone)."""
-    func = Function(None, arg_units=[second, 1, second, second], return_unit=1, stateless=False)  # C++ only
+    """A one-cell group whose ``run_regularly`` reports progress every 1 % of ``run_time_ms`` (standalone); the
+    run arguments ``progress_on``, ``progress_offset`` (the run's start in the whole run) and ``progress_total``
+    (the whole run's end) set it per run."""
+    func = Function(None, arg_units=[second, 1, second, second, second], return_unit=1, stateless=False)
     func.implementations.add_implementation("cpp", PROGRESS_CPP, name="neurofa_progress",
                                             compiler_kwds={"headers": ["<chrono>", "<cstdio>"]})
     period = max(1, round(run_time_ms / 100 / dt_ms)) * dt_ms
-    group = NeuronGroup(1, "progress_on : 1 (shared, constant)\nprogress_out : 1 (shared)",
-                        namespace={"neurofa_progress": func, "t_end": run_time_ms * ms, "period": period * ms},
-                        name=f"{prefix}_progress")
-    group.run_regularly("progress_out = neurofa_progress(t, progress_on, t_end, period)", dt=period * ms)
+    group = NeuronGroup(1, "progress_on : 1 (shared, constant)\nprogress_out : 1 (shared)\n"
+                           "progress_offset : second (shared, constant)\nprogress_total : second (shared, constant)",
+                        namespace={"neurofa_progress": func, "period": period * ms}, name=f"{prefix}_progress")
+    group.run_regularly("progress_out = neurofa_progress(t + progress_offset, progress_on, progress_total, period, "
+                        "progress_offset)", dt=period * ms)
     return group
 
 
@@ -163,6 +186,7 @@ class _Build:
     device: Any
     circuit: Circuit
     directory: Path
+    state: list[tuple[str, str]]
 
 
 def _standalone_build(cfg: Config, structure: Structure, values: RunValues) -> _Build:
@@ -185,16 +209,34 @@ def _standalone_build(cfg: Config, structure: Structure, values: RunValues) -> _
         dev.apply_run_args()
         seed_array = dev.get_array_name(circuit.objects["P0"].variables["rng_seed"])
         dev.insert_code("main", f"brian::_random_generators[0].seed((unsigned long) {seed_array}[0]);")
+        dev.insert_code("main", RNG_RESTORE_CPP)
         circuit.network.run(structure.run_time * ms)
+        dev.insert_code("main", RNG_SAVE_CPP)
         with FileLock(str(directory) + ".lock"):
             dev.build(directory=str(directory), compile=True, run=False, with_output=False)
     finally:
         reset_device()
     _STATS["builds"] += 1
     _STATS["build_s"] += time.perf_counter() - start
-    build = _Build(dev, circuit, directory)
+    build = _Build(dev, circuit, directory, _state_variables(circuit))
     _BUILDS[key] = build
     return build
+
+
+def _state_variables(circuit: Circuit) -> list[tuple[str, str]]:
+    """Every (object, variable) that carries the network from one step to the next: the writable, non-constant
+    arrays each group and synapse object owns (weights, traces, voltages, noise, accumulators, summed dendritic
+    potentials and the stored ``constant over dt`` expressions). Constants (set per run) and what Brian2 manages
+    (indices, clocks) are left out."""
+    out = []
+    for name, obj in circuit.objects.items():
+        if name == "progress":
+            continue
+        for var_name, var in obj.variables.items():
+            if (isinstance(var, ArrayVariable) and not var.read_only and not var.constant
+                    and not var_name.startswith("_") and getattr(var.owner, "name", None) == obj.name):
+                out.append((name, var_name))
+    return out
 
 
 @contextlib.contextmanager
@@ -212,26 +254,71 @@ def _environment_kept() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _standalone_run(cfg: Config, structure: Structure, values: RunValues) -> RunOutput:
-    build = _standalone_build(cfg, structure, values)
+def _standalone_run(cfg: Config, build: _Build, values: RunValues, state: ChunkState | None = None,
+                    offset_ms: float = 0.0) -> tuple[RunOutput, ChunkState]:
+    """One run of a built program: from its initial values, or continuing ``state`` (a chunk's end); returns the
+    monitor data and the state at the end."""
+    circuit = build.circuit
     results = tempfile.mkdtemp(prefix="results_", dir=build.directory)
     start = time.perf_counter()
     try:
-        run_args = build.circuit.run_args(values)
-        run_args[build.circuit.objects["progress"].progress_on] = float(cfg.spiking.report)
+        run_args = circuit.run_args(values, state.variables if state is not None else None)
+        progress = circuit.objects["progress"]
+        run_args[progress.progress_on] = float(cfg.spiking.report)
+        run_args[progress.progress_offset] = offset_ms * ms
+        run_args[progress.progress_total] = circuit.structure.end_time * ms
+        if state is not None:
+            state.rng.tofile(os.path.join(results, "neurofa_rng_in.bin"))
         with _environment_kept():
             build.device.run(directory=str(build.directory), results_directory=os.path.basename(results),
                              with_output=bool(cfg.spiking.report), run_args=run_args)
-        out = _collect(build.circuit)
+        out = _collect(circuit)
+        final = {f"{obj}.{var}": np.asarray(getattr(circuit.objects[obj], var)[:]).copy() for obj, var in build.state}
+        rng = np.fromfile(os.path.join(results, "neurofa_rng_out.bin"), dtype=np.uint8)
     finally:
         shutil.rmtree(results, ignore_errors=True)
+        if state is not None:
+            _forget_state_arrays(build, state)
     out.wall_s = time.perf_counter() - start
     _STATS["run_s"] += out.wall_s
-    return out
+    return out, ChunkState((state.next_chunk if state else 0) + 1, final, rng)
 
 
-def run_seed(cfg: Config, structure: Structure, values: RunValues) -> RunOutput:
-    """Simulate one run on ``cfg.spiking.device``."""
-    if cfg.spiking.device == "cpp_standalone":
-        return _standalone_run(cfg, structure, values)
-    return _runtime_run(cfg, structure, values)
+def _forget_state_arrays(build: _Build, state: ChunkState) -> None:
+    """Remove the files Brian2 wrote for the run arguments of a chunk's start state (named by their content, as
+    Brian2 names them): each is used by one run only, and a chunked run would otherwise leave the state of every
+    chunk in the build directory. Initial weights and input arrays stay (runs of other points may share them)."""
+    for name, value in state.variables.items():
+        obj, var = name.split(".")
+        view = getattr(build.circuit.objects[obj], var)
+        data = np.ascontiguousarray(value, dtype=view.dtype)
+        if data.size > 1:
+            path = build.directory / "static_arrays" / f"init_{view.group_name}_{var}_{md5(data.data).hexdigest()}.dat"
+            path.unlink(missing_ok=True)
+            Path(str(path) + ".lock").unlink(missing_ok=True)
+
+
+def _chunked_run(cfg: Config, structure: Structure, values: RunValues, store: SeedStore | None) -> RunOutput:
+    """The run in chunks (:mod:`neurofa.spiking.chunks`), from the last finished chunk in ``store`` if any."""
+    s = structure
+    build = _standalone_build(cfg, s, values.chunk(s, 0))
+    state = store.state() if store is not None else None
+    first = state.next_chunk if state is not None else 0
+    outputs = [store.output(c) for c in range(first)] if store is not None else []
+    for c in range(first, s.n_chunks):
+        out, state = _standalone_run(cfg, build, values.chunk(s, c), state, offset_ms=c * s.chunk_pres * s.t_pres)
+        if store is not None:
+            store.save(c, out, state)
+        outputs.append(out)
+    assert state is not None
+    return merge(s, outputs, state.variables)
+
+
+def run_seed(cfg: Config, structure: Structure, values: RunValues, checkpoint: Checkpoint | None = None) -> RunOutput:
+    """Simulate one run on ``cfg.spiking.device``; a structure cut into chunks runs chunk by chunk and, with a
+    ``checkpoint``, continues from the last chunk it finished."""
+    if cfg.spiking.device != "cpp_standalone":
+        return _runtime_run(cfg, structure, values)
+    if structure.chunk_pres:
+        return _chunked_run(cfg, structure, values, SeedStore(checkpoint, values.seed) if checkpoint else None)
+    return _standalone_run(cfg, _standalone_build(cfg, structure, values), values)[0]

@@ -20,7 +20,9 @@ filter. Dendritic potentials are weighted sums of traces, one ``(summed)`` targe
 
 Plasticity is always on, gated only by λ(t) = ``learn`` = gate(t) f(t): the learning gate (0 during test
 presentations) times the annealing factor f(t) = 1/(1 + t/T_η) of :func:`neurofa.circuit.learning_rate_factor`
-(``anneal_rate`` = 1/T_η, 0 = off).
+(``anneal_rate`` = 1/T_η, 0 = off; t = t_run = (Brian2's time step + ``step_offset``)·dt,
+``step_offset`` being the first step of the chunk of a run cut into chunks: the product Brian2's own clock forms, so
+a chunked run anneals bitwise as a run in one piece).
 
 Scheduling (Brian2's default schedule): ``(constant over dt)`` subexpressions (u_eff, φ(v̂), v_api, gates) are
 evaluated at the start of a step from the dendritic sums of the previous step, summed variables are refreshed in
@@ -67,7 +69,9 @@ n_spk : 1
 
 _GATES = """
 anneal_rate : Hz (shared, constant)
-learn = gate_learn(t)/(1.0 + t*anneal_rate) : 1 (constant over dt)
+step_offset : 1 (shared, constant)
+t_run = (t_in_timesteps + step_offset)*dt : second (constant over dt)
+learn = gate_learn(t)/(1.0 + t_run*anneal_rate) : 1 (constant over dt)
 """
 
 

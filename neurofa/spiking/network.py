@@ -1,4 +1,4 @@
-"""Brian2 objects of one spiking microcircuit: groups, synapses, timed inputs and coarse monitors.
+"""Brian2 objects of one spiking microcircuit: groups, synapses, timed inputs, coarse monitors and spike monitors.
 
 :func:`build_circuit` creates the objects a :class:`~neurofa.spiking.structure.Structure` lists, with the per-run
 values of a :class:`~neurofa.spiking.structure.RunValues` (weights, constants, input stream, seed). Nothing here
@@ -8,11 +8,12 @@ every run through :meth:`Circuit.run_args`, without recompiling.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import Hz, Network, NeuronGroup, StateMonitor, Synapses, TimedArray, linked_var, ms
+from brian2 import EventMonitor, Hz, Network, NeuronGroup, Quantity, StateMonitor, Synapses, TimedArray, linked_var, ms
 
 from neurofa.spiking.structure import RunValues, Structure
 
@@ -37,22 +38,31 @@ class Circuit:
     weight_monitors: dict[str, StateMonitor] = field(default_factory=dict)
     layer_monitors: dict[str, StateMonitor] = field(default_factory=dict)
     test_monitor: StateMonitor | None = None
+    spike_monitors: dict[str, EventMonitor] = field(default_factory=dict)
 
-    def run_args(self, values: RunValues) -> dict[Any, Any]:
-        """Standalone ``run_args``: every per-run value keyed by its variable view or TimedArray."""
+    def run_args(self, values: RunValues, state: Mapping[str, np.ndarray] | None = None) -> dict[Any, Any]:
+        """Standalone ``run_args``: every per-run value keyed by its variable view or TimedArray; ``state``
+        (``"object.variable"`` → values, the end of a previous chunk) replaces the initial values it names."""
         args: dict[Any, Any] = {}
+        state = state or {}
         for (obj, var), (value, unit) in values.shared.items():
             args[getattr(self.objects[obj], var)] = quantity(value, unit)
-        for obj, w in values.weights.items():
-            args[self.objects[obj].w] = np.asarray(w, dtype=float)
-        args[self.objects["P0"].rng_seed] = float(values.seed)
+        initial = {f"{obj}.w": w for obj, w in values.weights.items()}
         if self.structure.regular_input:
-            args[self.objects["P0"].phase] = np.asarray(values.input_phase, dtype=float)
+            initial["P0.phase"] = np.asarray(values.input_phase)
+        for name, array in {**initial, **state}.items():  # each variable once: views compare by value
+            obj, var = name.split(".")
+            view = getattr(self.objects[obj], var)
+            values_si = np.asarray(array, dtype=float)  # in SI base units, as the monitors and state files hold them
+            args[view] = values_si if view.dim.is_dimensionless else Quantity(values_si, dim=view.dim)
+        args[self.objects["P0"].rng_seed] = float(values.seed)
         args[self.timed["stim"]] = np.asarray(values.stim, dtype=float)
         args[self.timed["gate_learn"]] = np.asarray(values.gate_learn, dtype=float)
         if self.structure.target:
             args[self.timed["target"]] = np.asarray(values.target, dtype=float)
             args[self.timed["gate_nudge"]] = np.asarray(values.gate_nudge, dtype=float)
+        if self.structure.spike_windows:
+            args[self.timed["spike_window"]] = np.asarray(values.spike_window, dtype=float)
         return args
 
     def assign(self, values: RunValues) -> None:
@@ -79,6 +89,9 @@ def _timed_arrays(s: Structure, values: RunValues, prefix: str) -> dict[str, Tim
     if s.target:
         assert values.target is not None
         arrays.update(target=values.target, gate_nudge=values.gate_nudge)
+    if s.spike_windows:
+        assert values.spike_window is not None
+        arrays["spike_window"] = values.spike_window
     return {name: TimedArray(np.asarray(a, dtype=float), dt=t_pres, name=f"{prefix}_{name}")
             for name, a in arrays.items()}
 
@@ -94,8 +107,13 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     namespace: dict[str, Any] = dict(timed)
     objects: dict[str, Any] = {}
     for g in s.groups:
-        objects[g.name] = NeuronGroup(g.size, g.equations, threshold=g.threshold, reset=g.reset, method="euler",
-                                      namespace=namespace, name=f"{prefix}_{g.name}", order=g.order, dt=s.dt * ms)
+        group = NeuronGroup(g.size, g.equations, threshold=g.threshold, reset=g.reset, method="euler",
+                            events=dict(g.events) or None, namespace=namespace, name=f"{prefix}_{g.name}",
+                            order=g.order, dt=s.dt * ms)
+        if g.before_thresholds:  # in the group's order, so the draws keep the order of the thresholds
+            group.run_regularly(g.before_thresholds, when="before_thresholds", order=g.order,
+                                name=f"{prefix}_{g.name}_draw")
+        objects[g.name] = group
     for g in s.groups:
         for variable, source, source_variable in g.links:
             setattr(objects[g.name], variable, linked_var(objects[source], source_variable))
@@ -108,15 +126,20 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     circuit = Circuit(s, Network(), objects, timed)
     circuit.assign(values)
     for mon in s.monitors:
+        if mon.event:
+            circuit.spike_monitors[mon.source] = EventMonitor(objects[mon.source], mon.event,
+                                                              name=f"{prefix}_{mon.name}")
+            continue
         monitor = StateMonitor(objects[mon.source], list(mon.variables), record=True, dt=mon.dt * ms,
-                               name=f"{prefix}_{mon.name}")
+                               when="start", name=f"{prefix}_{mon.name}")
         if mon.name == "mon_test":
             circuit.test_monitor = monitor
         elif mon.variables == ("w",):
             circuit.weight_monitors[mon.source] = monitor
         else:
             circuit.layer_monitors[mon.source] = monitor
-    circuit.network.add(*objects.values(), *circuit.weight_monitors.values(), *circuit.layer_monitors.values())
+    circuit.network.add(*objects.values(), *circuit.weight_monitors.values(), *circuit.layer_monitors.values(),
+                        *circuit.spike_monitors.values())
     if circuit.test_monitor is not None:
         circuit.network.add(circuit.test_monitor)
     return circuit

@@ -26,13 +26,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from neurofa.config import Config, ConfigError, register_check
+from neurofa.circuit import circuit_task
+from neurofa.config import Config, ConfigError, choice_error, register_check
 from neurofa.model import TimeScale, compile_model
 from neurofa.model.rule import feedback_rule
 from neurofa.model.rules.pal import derived_sigma
 from neurofa.tasks import task_spec
 
+#: what ``spiking.record_spikes`` may name: population kinds, or all of them
+RECORDABLE = ("input", "hidden", "interneuron", "output", "all")
+
 __all__ = [
+    "RECORDABLE",
     "N_SPIKES",
     "SETTLE",
     "TAU_XI_PER_TAU_S",
@@ -68,6 +73,7 @@ class EffectiveParameters:
     tau_hp: float
     sigma: float
     eta_decay: float
+    checkpoint_interval: float = 0.0
 
     @property
     def scale(self) -> TimeScale:
@@ -101,6 +107,7 @@ def effective_parameters(cfg: Config) -> EffectiveParameters:
         test_interval=_round_to(sim.test_interval * k, t_pres) if sim.test_interval > 0 else 0.0,
         nu_max=sp.nu_max, tau_s=sp.tau_s, tau_xi=tau_xi, tau_hp=tau_hp, sigma=sigma,
         eta_decay=cfg.plasticity.eta_decay * k,
+        checkpoint_interval=sim.checkpoint_interval * k,
     )
 
 
@@ -120,6 +127,7 @@ def mean_field_config(cfg: Config) -> Config:
     simulation = dataclasses.replace(
         cfg.simulation, dt=eff.dt, duration=eff.duration, record_interval=eff.record_interval,
         test_interval=eff.test_interval, tau_syn=eff.tau_s, scheme="instant", prospective=True,
+        checkpoint_interval=eff.checkpoint_interval,
     )
     task = dataclasses.replace(cfg.task, t_pres=eff.t_pres)
     spiking = dataclasses.replace(cfg.spiking, t_pres=eff.t_pres, tau_xi=eff.tau_xi, tau_hp=eff.tau_hp,
@@ -159,8 +167,41 @@ def check_spiking_config(cfg: Config, where: str = "") -> None:
         )
     if sp.tau_s < sp.dt:
         raise ConfigError(f"{where}spiking.tau_s = {sp.tau_s!r} is invalid: must be ≥ spiking.dt = {sp.dt}")
+    if cfg.simulation.checkpoint_interval > 0 and sp.device != "cpp_standalone":
+        raise ConfigError(
+            f"{where}simulation.checkpoint_interval = {cfg.simulation.checkpoint_interval!r} is not allowed with "
+            f"spiking.device = {sp.device!r}; allowed: spiking.device = 'cpp_standalone' (or checkpoint_interval 0)"
+        )
     if sp.threads != 1:
         raise ConfigError(
             f"{where}spiking.threads = {sp.threads!r} is not allowed; allowed: 1 (run seeds in parallel instead; "
             "oversubscribed OpenMP is 10–100× slower)"
         )
+
+
+@register_check("backend:spiking")
+def check_spike_recording(cfg: Config, where: str = "") -> None:
+    """``spiking.record_spikes`` names population kinds (or ``all``); each of ``spiking.record_spikes_windows`` is
+    [start, stop] ms with start < stop inside the run (negative values count from the end of training)."""
+    sp = cfg.spiking
+    for i, kind in enumerate(sp.record_spikes):
+        if kind not in RECORDABLE:
+            raise choice_error(where, f"spiking.record_spikes[{i}]", kind, RECORDABLE)
+    if sp.record_spikes_windows and not sp.record_spikes:
+        raise ConfigError(f"{where}spiking.record_spikes_windows = {sp.record_spikes_windows!r} is given but "
+                          "spiking.record_spikes is empty: name the populations to record (e.g. [all])")
+    if not sp.record_spikes_windows:
+        return
+    eff = effective_parameters(cfg)
+    data = circuit_task(cfg, 0)
+    n_test = 0 if data.x_test is None or data.y_train is None else len(data.x_test)
+    train, run = eff.duration, eff.duration + n_test * eff.t_pres
+    for i, window in enumerate(sp.record_spikes_windows):
+        key = f"{where}spiking.record_spikes_windows[{i}] = {window!r}"
+        if len(window) != 2:
+            raise ConfigError(f"{key} is invalid: give [start, stop] in ms")
+        start, stop = (v + train if v < 0 else v for v in window)
+        stop = train if window[1] == 0 else stop
+        if not (0 <= start < stop <= run):
+            raise ConfigError(f"{key} is invalid: needs 0 ≤ start < stop ≤ {run:g} ms (the run; training ends at "
+                              f"{train:g} ms, negative values count back from there)")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from typing import Any
 
@@ -25,12 +26,14 @@ from neurofa.circuit import InitialWeights, circuit_task, presentation_order
 from neurofa.config import Config
 from neurofa.model import Model, Projection, compile_model
 from neurofa.model.rule import Estimators
+from neurofa.spikes import merge_windows
 from neurofa.spiking import equations as eq
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.tasks import TaskData
 
 __all__ = ["GroupSpec", "SynapseSpec", "MonitorSpec", "Structure", "RunValues", "SpikingPlan", "plan_structure",
-           "plan_values", "structure_key", "SUMMED_TARGET"]
+           "plan_values", "structure_key", "spike_groups", "spike_window", "recorded_windows",
+           "SUMMED_TARGET"]
 
 #: the dendritic potential each projection kind writes (a summed variable of its postsynaptic group)
 SUMMED_TARGET = {"W": "v_bas", "W_IP": "v_den", "B": "v_api_B", "B_PI": "v_api_I"}
@@ -38,8 +41,9 @@ SUMMED_TARGET = {"W": "v_bas", "W_IP": "v_den", "B": "v_api_B", "B_PI": "v_api_I
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """A ``NeuronGroup``: size, equations, threshold and reset, schedule order, and linked variables
-    (variable, source group, source variable) set after every group exists."""
+    """A ``NeuronGroup``: size, equations, threshold and reset, schedule order, linked variables (variable, source
+    group, source variable) set after every group exists, custom events (name, condition) and code run every step
+    before the thresholds."""
 
     name: str
     size: int
@@ -48,6 +52,8 @@ class GroupSpec:
     reset: str
     order: int
     links: tuple[tuple[str, str, str], ...] = ()
+    events: tuple[tuple[str, str], ...] = ()
+    before_thresholds: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,16 @@ class SynapseSpec:
 
 @dataclass(frozen=True)
 class MonitorSpec:
-    """A ``StateMonitor`` of ``variables`` of every cell or synapse of ``source``, sampled every ``dt`` ms."""
+    """A ``StateMonitor`` of ``variables`` of every cell or synapse of ``source``, sampled every ``dt`` ms at the
+    start of a time step (Brian2's default): the sample at t is the state after exactly t/dt steps, so an
+    accumulator's sample is its integral over [0, t) and a run cut into chunks at sample times gives the same
+    samples. With ``event``, a ``SpikeMonitor`` of that event of ``source``."""
 
     name: str
     source: str
     variables: tuple[str, ...]
     dt: float
+    event: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,11 @@ class Structure:
     n_test_pres: int
     record_interval: float
     detail: bool
+    #: groups whose spikes are recorded, and whether a per-presentation window gates the recording
+    spike_groups: tuple[str, ...] = ()
+    spike_windows: bool = False
+    #: presentations per chunk of a run cut into chunks for checkpoints (0: one run)
+    chunk_pres: int = 0
 
     @property
     def n_layers(self) -> int:
@@ -100,9 +115,20 @@ class Structure:
         return self.n_train_pres * self.t_pres
 
     @property
+    def end_time(self) -> float:
+        """The end of the last presentation (training and test), ms."""
+        return (self.n_train_pres + self.n_test_pres) * self.t_pres
+
+    @property
     def run_time(self) -> float:
-        """Training, test presentations and one extra step so the monitors sample t = end of training."""
-        return (self.n_train_pres + self.n_test_pres) * self.t_pres + self.dt
+        """The simulated time of one program run: the whole run and one extra step so the monitors sample its
+        end, or one chunk (its end state is the next chunk's first sample)."""
+        return self.chunk_pres * self.t_pres if self.chunk_pres else self.end_time + self.dt
+
+    @property
+    def n_chunks(self) -> int:
+        n_pres = self.n_train_pres + self.n_test_pres
+        return -(-n_pres // self.chunk_pres) if self.chunk_pres else 1
 
     @property
     def key(self) -> str:
@@ -127,7 +153,31 @@ class RunValues:
     gate_nudge: np.ndarray  # (n_pres,)
     seed: int
     input_phase: np.ndarray | None = None  # (n_in,) initial phases of regular input cells
+    spike_window: np.ndarray | None = None  # (n_pres,) 1 where spikes are recorded
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def chunk(self, structure: Structure, index: int) -> RunValues:
+        """The values of chunk ``index`` of a chunked run: its presentations (the last chunk padded with silent
+        presentations: no input, no target, no learning, no recording) and its first time step ``step_offset``."""
+        s = structure
+        if not s.chunk_pres:
+            return self
+        rows = slice(index * s.chunk_pres, (index + 1) * s.chunk_pres)
+
+        def part(a: np.ndarray | None) -> np.ndarray | None:
+            if a is None:
+                return None
+            piece = a[rows]
+            pad = s.chunk_pres - len(piece)
+            return np.concatenate([piece, np.zeros((pad, *piece.shape[1:]))]) if pad else piece
+
+        offset = (float(index * s.chunk_pres * round(s.t_pres / s.dt)), "1")  # in time steps
+        shared = {**self.shared, **{(g.name, "step_offset"): offset for g in s.groups
+                                    if "step_offset" in g.equations}}
+        stim, learn, nudge = part(self.stim), part(self.gate_learn), part(self.gate_nudge)
+        assert stim is not None and learn is not None and nudge is not None
+        return replace(self, shared=shared, stim=stim, target=part(self.target), gate_learn=learn, gate_nudge=nudge,
+                       spike_window=part(self.spike_window))
 
 
 def _estimators(cfg: Config) -> Estimators:
@@ -148,6 +198,25 @@ def _synapses(model: Model, cfg: Config) -> dict[str, tuple[Projection, Any]]:
         if code is not None:
             out[name] = (p, code)
     return out
+
+
+def spike_groups(model: Model, cfg: Config) -> tuple[str, ...]:
+    """The groups ``spiking.record_spikes`` names (input, hidden, interneuron, output or all)."""
+    kinds = set(cfg.spiking.record_spikes)
+    wanted = {"input": "input", "hidden": "hidden", "output": "output", "interneuron": "interneuron"}
+    return tuple(p.name for p in model.populations if "all" in kinds or any(wanted[k] == p.kind for k in kinds))
+
+
+def _windowed(spec: GroupSpec, regular: bool) -> GroupSpec:
+    """The group with a ``recorded`` event: its spikes inside the recording window. A Poisson cell draws its spike
+    into ``spiked`` before the thresholds (in the same group order, so the random draws and the spikes are those
+    of the unrecorded network), and both the threshold and the event read it."""
+    window = "spike_window(t) > 0"
+    if regular:
+        return replace(spec, events=(("recorded", f"phase >= 1.0 and {window}"),))
+    return replace(spec, equations=spec.equations + "spiked : 1\n", threshold="spiked > 0.5",
+                   events=(("recorded", f"spiked > 0.5 and {window}"),),
+                   before_thresholds="spiked = int(rand() < nu_max*rate*dt)")
 
 
 def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]], target: bool) -> list[GroupSpec]:
@@ -176,8 +245,11 @@ def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]],
         if name.startswith("I"):  # the one-to-one nudging by the partner (declared in the interneuron equations)
             own += (("u_nudge", f"P{int(name[1:]) + 1}", "u_eff"),)
         is_input = name == "P0"
-        groups.append(GroupSpec(name, model.population(name).size, eqs, eq.threshold(is_input and regular),
-                                eq.reset(high_pass, is_input and regular), order, own))
+        spec = GroupSpec(name, model.population(name).size, eqs, eq.threshold(is_input and regular),
+                         eq.reset(high_pass, is_input and regular), order, own)
+        if cfg.spiking.record_spikes and cfg.spiking.record_spikes_windows:
+            spec = _windowed(spec, is_input and regular)
+        groups.append(spec)
     return groups
 
 
@@ -201,6 +273,10 @@ def _monitors(model: Model, synapses: list[SynapseSpec], target: bool, detail: b
     return out
 
 
+def _spike_monitors(groups: tuple[str, ...], windows: bool) -> list[MonitorSpec]:
+    return [MonitorSpec(f"spikes_{g}", g, (), 0.0, event="recorded" if windows else "spike") for g in groups]
+
+
 def plan_structure(model: Model, cfg: Config, eff: EffectiveParameters, data: TaskData) -> Structure:
     """The :class:`Structure` of ``model`` for the spiking configuration ``cfg`` and its task data."""
     target = data.y_train is not None
@@ -209,13 +285,52 @@ def plan_structure(model: Model, cfg: Config, eff: EffectiveParameters, data: Ta
     synapses = [SynapseSpec(name, p.pre.name, p.post.name, code.model, code.on_pre, code.on_post, code.plastic,
                             code.order) for name, (p, code) in codes.items()]
     detail = bool(cfg.simulation.record_detail)
+    recorded = spike_groups(model, cfg)
+    windows = bool(recorded and cfg.spiking.record_spikes_windows)
+    monitors = _monitors(model, synapses, target, detail, eff.record_interval, eff.t_pres)
+    n_train = int(round(eff.duration / eff.t_pres))
     return Structure(
         sizes=model.sizes, groups=tuple(_groups(model, cfg, codes, target)), synapses=tuple(synapses),
-        monitors=tuple(_monitors(model, synapses, target, detail, eff.record_interval, eff.t_pres)),
+        monitors=tuple(monitors + _spike_monitors(recorded, windows)),
         target=target, regular_input=cfg.spiking.input_spikes == "regular", dt=eff.dt, t_pres=eff.t_pres,
-        n_train_pres=int(round(eff.duration / eff.t_pres)), n_test_pres=n_test,
-        record_interval=eff.record_interval, detail=detail,
+        n_train_pres=n_train, n_test_pres=n_test,
+        record_interval=eff.record_interval, detail=detail, spike_groups=recorded, spike_windows=windows,
+        chunk_pres=chunk_presentations(eff, n_train + n_test, target),
     )
+
+
+def chunk_presentations(eff: EffectiveParameters, n_pres: int, target: bool) -> int:
+    """Presentations per chunk for ``eff.checkpoint_interval`` (0: no checkpoints, or one chunk would hold the
+    whole run): the interval rounded up so that every chunk starts at a sample time of every monitor (a whole
+    number of presentations, of record intervals and, with targets, of half presentations)."""
+    if eff.checkpoint_interval <= 0:
+        return 0
+    pres = round(eff.t_pres / eff.dt)
+    unit = math.lcm(pres, round(eff.record_interval / eff.dt), *([round(eff.t_pres / 2 / eff.dt)] if target else []))
+    steps = -(-round(eff.checkpoint_interval / eff.dt) // unit) * unit
+    chunk = steps // pres
+    return chunk if chunk < n_pres else 0
+
+
+def spike_window(windows: list[list[float]], n_pres: int, n_train_pres: int, t_pres: float) -> np.ndarray:
+    """Per presentation 1 where it overlaps one of ``windows``, else 0. A window is [start, stop] in ms of the run
+    (training from 0, then the test presentations); negative values and a stop of 0 count from the end of
+    training, so [-10000, 0] is the last 10 s of learning; each window is widened to whole presentations."""
+    end = n_train_pres * t_pres
+    gate = np.zeros(n_pres)
+    starts = np.arange(n_pres) * t_pres
+    for start, stop in windows:
+        start, stop = (start + end if start < 0 else start), (stop + end if stop <= 0 else stop)
+        gate[(starts + t_pres > start) & (starts < stop)] = 1.0
+    return gate
+
+
+def recorded_windows(structure: Structure, gate: np.ndarray | None) -> list[list[float]]:
+    """The intervals [start, stop] (ms) in which spikes are recorded: the whole run without windows."""
+    if gate is None:
+        return [[0.0, structure.end_time]]
+    t = structure.t_pres
+    return merge_windows([[p * t, (p + 1) * t] for p in np.flatnonzero(gate)])
 
 
 def _neuron_values(model: Model, eff: EffectiveParameters, target: bool) -> dict[tuple[str, str], tuple[float, str]]:
@@ -232,6 +347,7 @@ def _neuron_values(model: Model, eff: EffectiveParameters, target: bool) -> dict
     anneal = (1.0 / eff.eta_decay if eff.eta_decay > 0 else 0.0, "1/ms")
     for name in [f"P{ell}" for ell in range(1, N + 1)] + [f"I{ell}" for ell in range(1, N)]:
         out[(name, "anneal_rate")] = anneal
+        out[(name, "step_offset")] = (0.0, "1")
     for ell in range(1, N):
         out[(f"P{ell}", "g_api")] = (g.g_api, "1")
         out[(f"P{ell}", "tau_xi")] = (eff.tau_xi, "ms")
@@ -268,8 +384,10 @@ def plan_values(model: Model, cfg: Config, eff: EffectiveParameters, structure: 
         w[name] = matrices[p.kind][p.layer - 1][index].ravel()
         shared.update({(name, var): (value, unit) for var, value, unit in code.values})
     phase = np.random.default_rng([int(seed), 1]).uniform(size=s.sizes[0]) if s.regular_input else None
+    window = (spike_window(cfg.spiking.record_spikes_windows, len(learn), s.n_train_pres, s.t_pres)
+              if s.spike_windows else None)
     return RunValues(shared=shared, weights=w, stim=np.clip(stim, 0.0, None), target=target, gate_learn=learn,
-                     gate_nudge=nudge, seed=int(seed), input_phase=phase)
+                     gate_nudge=nudge, seed=int(seed), input_phase=phase, spike_window=window)
 
 
 @dataclass(frozen=True)
