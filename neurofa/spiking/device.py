@@ -152,6 +152,35 @@ RNG_SAVE_CPP = r"""
 """
 
 
+#: Brian2's standalone scheduler treats clocks as simultaneous when their times differ by at most 1e-14 s, an
+#: absolute tolerance: beyond about 64 s of simulated time one rounding step of t exceeds it, and a monitor with its
+#: own dt (every record interval, every half presentation) then sometimes samples one time step late. neurofa's
+#: programs compare relative to the time instead, as Brian2's clocks.h already does for a run's start and end.
+CLOCK_COMPARISON = ("fabs(s-t)<=Clock_epsilon)", "fabs(s-t)<=Clock_epsilon*fmax(1.0, fabs(t)))")
+
+
+class _Device(CPPStandaloneDevice):
+    """Brian2's ``cpp_standalone`` device whose network compares clock times relatively (:data:`CLOCK_COMPARISON`)."""
+
+    def generate_network_source(self, writer: Any, compiler: Any) -> None:
+        write = writer.write
+
+        def relative(filename: str, contents: Any) -> None:
+            if filename == "network.cpp":
+                old, new = CLOCK_COMPARISON
+                if old not in contents:
+                    raise RuntimeError(f"Brian2 {brian2.__version__}: network.cpp no longer compares clocks as "
+                                       f"{old!r}; update neurofa.spiking.device.CLOCK_COMPARISON")
+                contents = contents.replace(old, new)
+            write(filename, contents)
+
+        writer.write = relative
+        try:
+            super().generate_network_source(writer, compiler)
+        finally:
+            writer.write = write
+
+
 def _progress_group(run_time_ms: float, dt_ms: float, prefix: str) -> Any:
     """A one-cell group whose ``run_regularly`` reports progress every 1 % of ``run_time_ms`` (standalone); the
     run arguments ``progress_on``, ``progress_offset`` (the run's start in the whole run) and ``progress_total``
@@ -197,7 +226,7 @@ def _standalone_build(cfg: Config, structure: Structure, values: RunValues) -> _
     directory = _build_root(cfg) / key
     directory.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    dev = CPPStandaloneDevice()
+    dev = _Device()
     brian2.set_device(dev, build_on_run=False)
     prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]
     prefs.devices.cpp_standalone.openmp_threads = 0
