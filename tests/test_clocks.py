@@ -19,6 +19,8 @@ def _sampled_counter(device_class: type, directory: Path) -> np.ndarray:
     brian2 = pytest.importorskip("brian2")
     from brian2.devices.device import reset_device
 
+    from neurofa.spiking.device import _environment_kept
+
     device = device_class()
     brian2.set_device(device, build_on_run=False)
     try:
@@ -26,7 +28,8 @@ def _sampled_counter(device_class: type, directory: Path) -> np.ndarray:
         counter.run_regularly("n += 1", when="end")  # after the monitor (when="start") of the same step
         monitor = brian2.StateMonitor(counter, "n", record=0, dt=100 * brian2.ms, name="sampled")
         brian2.Network(counter, monitor).run(300 * brian2.second)
-        device.build(directory=str(directory), compile=True, run=True, with_output=False)
+        with _environment_kept():  # Brian2 leaves LD_BIND_NOW=1 behind, which breaks SLURM's sinfo later
+            device.build(directory=str(directory), compile=True, run=True, with_output=False)
         return np.asarray(monitor.n[0])
     finally:
         reset_device()
