@@ -206,9 +206,9 @@ def test_a_spiking_run_in_chunks_is_bitwise_the_run_in_one_piece(tmp_path: Path)
     """Chunks start from the previous chunk's state variables and random generators: the same weights, rates,
     spikes; a second run with the checkpoints of the first runs nothing and gives the same again."""
     whole = nf.run(_spiking(), backend="spiking", seeds=[0], progress=False)
-    chunked_cfg = _spiking(**{"simulation.checkpoint_interval": 60.0})  # → 4 chunks of 5 s
+    chunked_cfg = _spiking(**{"simulation.checkpoint_interval": 40.0})  # → rounded up to 8 chunks of 2.5 s
     chunked = nf.run(chunked_cfg, backend="spiking", seeds=[0], progress=False, checkpoint=tmp_path)
-    assert len(list(tmp_path.glob("seed0_chunk*.npz"))) == 4
+    assert len(list(tmp_path.glob("seed0_chunk*.npz"))) == 8
     _same(whole.dataset, chunked.dataset)
     assert whole.spikes is not None and chunked.spikes is not None
     _same(whole.spikes, chunked.spikes)
@@ -231,12 +231,12 @@ def test_a_spiking_teacher_run_with_annealing_in_chunks_equals_the_run_in_one_pi
 
 
 def test_spiking_run_killed_at_60_percent_resumes_bitwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = _spiking(duration=2000.0, **{"simulation.checkpoint_interval": 100.0})  # 100 s in 20 chunks of 5 s
+    cfg = _spiking(**{"simulation.checkpoint_interval": 50.0})  # 20 s in 8 chunks of 2.5 s (the builds above)
     config = tmp_path / "cfg.yaml"
     config.write_text(dump_config(cfg))
     out = tmp_path / "run"
     state = out / "checkpoint" / "seed0_state.npz"
-    n_chunks = 20
+    n_chunks = 8
     done = _killed_at([sys.executable, "-m", "neurofa.cli", "run", str(config), "--backend", "spiking", "--out",
                        str(out), "--seeds", "1", "--quiet"], lambda: _position(state, "next_chunk") / n_chunks, 0.6)
     assert 0.6 <= done < 1.0
