@@ -70,10 +70,12 @@ class Checkpoint:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise ConfigError(f"{path}: not a readable checkpoint ({exc}); remove it to start over") from None
+            raise ConfigError(f"{path}: not a readable checkpoint ({exc}); remove the directory {self.directory} to "
+                              "start over") from None
         found = str(arrays.pop(_KEY, ""))
         if found != self.fingerprint:
-            raise ConfigError(f"{path} was written by another configuration (fingerprint {found or 'none'}, this "
+            raise ConfigError(f"{path} was written by another configuration or version of the code (fingerprint "
+                              f"{found or 'none'}, this "
                               f"run {self.fingerprint}); resume with the configuration that wrote it, or remove "
                               f"{self.directory} to start over")
         return arrays

@@ -74,7 +74,8 @@ def _resumed(args: argparse.Namespace) -> tuple[Any, str, list[int], Path]:
     """Configuration, backend, seeds and directory of the run ``--resume`` names (from its ``config.yaml``)."""
     out = Path(args.resume)
     clash = [name for name, given in (("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds),
-                                      ("--out", args.out), ("--overwrite", args.overwrite)) if given]
+                                      ("--out", args.out), ("--overwrite", args.overwrite),
+                                      ("--backend", args.backend)) if given]
     if clash:
         raise ConfigError(f"--resume = {str(out)!r} continues that run as it was configured; {', '.join(clash)} "
                           "cannot be given with it")
@@ -83,8 +84,9 @@ def _resumed(args: argparse.Namespace) -> tuple[Any, str, list[int], Path]:
         raise FileNotFoundError(f"--resume = {str(out)!r}: not a run directory (no config.yaml)")
     provenance = (yaml_load(text.read_text()) or {}).get("provenance", {})
     cfg = load_config(text)
-    backend = str(provenance.get("backend", args.backend))
-    return cfg, backend, [int(s) for s in provenance.get("seeds", range(cfg.simulation.seeds))], out
+    backend = str(provenance.get("backend", "rate"))
+    seeds = [int(s) for s in provenance["seeds"]] if "seeds" in provenance else resolve_seeds(cfg, None)
+    return cfg, backend, seeds, out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -93,12 +95,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if is_complete(out):
             print(f"{out} is complete; nothing to resume")
             return 0
+        if not (out / CHECKPOINT_DIRECTORY).exists():
+            print(f"neurofa: note: {out} has no checkpoint (simulation.checkpoint_interval = "
+                  f"{cfg.simulation.checkpoint_interval:g}); the run starts again from the beginning", file=sys.stderr)
     else:
         if not args.config:
             raise ConfigError("give a configuration file (CONFIG) or --resume RUN_DIR")
-        cfg, backend = load_config(args.config, args.set), args.backend
+        cfg, backend = load_config(args.config, args.set), args.backend or "rate"
         seeds = resolve_seeds(cfg, args.seeds)
-        out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, args.backend)
+        out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, backend)
     cost = estimate(cfg, backend, len(seeds))
     check_bounds(cfg, cost)
     if args.check:
@@ -259,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulation.checkpoint_interval > 0 the run writes checkpoints into RUN_DIR/checkpoint/, and "
         "`neurofa run --resume RUN_DIR` continues it after it was killed."))
     p.add_argument("config", nargs="?", help="YAML configuration, e.g. models/pal_backprojections.yaml")
-    p.add_argument("--backend", choices=("rate", "spiking"), default="rate", help="simulator (default: rate)")
+    p.add_argument("--backend", choices=("rate", "spiking"), default=None, help="simulator (default: rate)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the killed run in RUN_DIR (its --out) from its last checkpoint "
                         "(simulation.checkpoint_interval), with its configuration, backend and seeds")

@@ -300,6 +300,9 @@ def _convert(value: Any, tp: Any, path: str, source: str | None) -> Any:
         scalar = isinstance(value, (int, float)) and not isinstance(value, bool)
         if scalar or (isinstance(value, str) and item is str):
             value = [value]  # one value for a list means that value everywhere
+        elif (typing.get_origin(item) is list and isinstance(value, (list, tuple)) and value
+              and not any(isinstance(v, (list, tuple)) for v in value)):
+            value = [value]  # one [start, stop] for a list of them means that one
         if not isinstance(value, (list, tuple)):
             raise fail()
         return [_convert(v, item, f"{path}[{i}]", source) for i, v in enumerate(value)]

@@ -32,7 +32,7 @@ import numpy as np
 
 from neurofa._version import __version__
 from neurofa.atomic import atomic_write
-from neurofa.config import ConfigError
+from neurofa.config import ConfigError, yaml_load
 from neurofa.spikes import spike_trains, windows_of
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _spikes(result: Result) -> Any:
     return result.spikes
 
 
-#: the dataset's rate variables exported as analog signals: name → (population kinds, scale to Hz)
+#: the dataset's rate variables exported as analog signals (fractions of ν_max, exported in Hz)
 RATE_SIGNALS = ("rate_pyr", "rate_int", "phi_pyr", "phi_int")
 
 
@@ -106,13 +106,18 @@ def _rate_signal(neo: Any, pq: Any, ds: Any, name: str, seed: int, nu_max: float
 
 
 def _provenance(result: Result) -> dict[str, Any]:
-    out = {"neurofa": __version__}
+    """The exporting environment's versions, the run's summary keys and, under ``run``, the provenance the run
+    recorded in its ``config.yaml`` (the versions and git commit that simulated it)."""
+    out: dict[str, Any] = {"neurofa": __version__}
     for module in ("brian2", "numpy"):
         try:
             out[module] = importlib.import_module(module).__version__
         except ImportError:  # pragma: no cover - brian2 and numpy are dependencies
             continue
     out.update({k: result.summary[k] for k in ("backend", "seeds", "wall_time_s") if k in result.summary})
+    recorded = yaml_load(result.config_text) if result.config_text else None
+    if isinstance(recorded, dict) and isinstance(recorded.get("provenance"), dict):
+        out["run"] = recorded["provenance"]
     return out
 
 
@@ -128,7 +133,7 @@ def write_nwb(result: Result, path: str | Path) -> Path:
         session_start_time=datetime.datetime.now(datetime.UTC),
         experiment_description="Simulated dendritic cortical microcircuit (Brian2) learning with local plasticity",
         notes=result.config_text or "(no configuration recorded)",
-        data_collection=json.dumps(_provenance(result)),
+        data_collection=json.dumps(_provenance(result), default=str),
         source_script=f"neurofa {__version__}",
         source_script_file_name="neurofa",
         keywords=["simulation", "spiking neural network", "dendritic microcircuit", "synaptic plasticity"],

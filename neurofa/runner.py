@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,7 +41,7 @@ import xarray as xr
 
 from neurofa import spiking
 from neurofa.checkpoint import Checkpoint, fingerprint
-from neurofa.config import Config, ConfigError, check_backend, dump_config, load_config, to_dict
+from neurofa.config import Config, ConfigError, check_backend, dump_config, load_config, provenance, to_dict
 from neurofa.divergence import DivergenceError, saturation_warnings
 from neurofa.estimate import Estimate, check_bounds
 from neurofa.rate import layered
@@ -111,8 +112,12 @@ def simulator(cfg: Config, backend: str, n_seeds: int = 1) -> Simulate:
 
 
 def run_fingerprint(cfg: Config, backend: str, seeds: list[int]) -> str:
-    """What ties a checkpoint to a run: the configuration (without provenance), the backend and the seeds."""
-    return fingerprint(json.dumps({"config": to_dict(cfg), "backend": backend, "seeds": seeds}, sort_keys=True))
+    """What ties a checkpoint to a run: the configuration (without provenance), the backend, the seeds and the
+    code that wrote it (neurofa's version and git commit, Brian2's and NumPy's versions): a checkpoint of other code
+    is refused."""
+    versions = {**provenance(), **{name: version(name) for name in ("brian2", "numpy")}}
+    return fingerprint(json.dumps({"config": to_dict(cfg), "backend": backend, "seeds": seeds, "versions": versions},
+                                  sort_keys=True))
 
 
 def run(

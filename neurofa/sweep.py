@@ -611,6 +611,9 @@ def _plan(config: str | Path | dict[str, Any] | Config, grid: dict[str, list[Any
         where = ", ".join(f"{k}={v!r}" for k, v in point.items())
         try:
             configs.append(load_config(base, point))
+            if configs[-1].spiking.record_spikes and _backend_name(backend) == "spiking":
+                raise ConfigError(f"spiking.record_spikes = {configs[-1].spiking.record_spikes!r} is not allowed in a "
+                                  "sweep, which keeps no spikes; allowed: [] (record spikes with neurofa run)")
             if isinstance(backend, str):  # the backend's own checks and bounds, before anything starts
                 simulator(configs[-1], backend, len(seed_list))
         except ConfigError as exc:

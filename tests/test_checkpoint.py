@@ -179,6 +179,8 @@ def test_resume_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "no config.yaml" in capsys.readouterr().err
     assert main(["run", str(MODELS / "pal_backprojections.yaml"), "--resume", str(tmp_path)]) == 2
     assert "cannot be given with it" in capsys.readouterr().err
+    assert main(["run", "--backend", "spiking", "--resume", str(tmp_path)]) == 2
+    assert "--backend cannot be given with it" in capsys.readouterr().err
     assert main(["run"]) == 2
     assert "CONFIG" in capsys.readouterr().err
     for over, message in ((["--set", "simulation.checkpoint_interval=100", "--set", "spiking.device=runtime",

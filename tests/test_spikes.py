@@ -176,3 +176,21 @@ def test_the_memory_estimate_bounds_the_recorded_spikes() -> None:
     check_bounds(load_config(_cfg(), limit), estimate(load_config(_cfg(), limit), "spiking", 1))  # fits …
     with pytest.raises(ConfigError, match="max_memory_gb"):  # … not with them, before anything runs
         nf.run(load_config(_cfg(record_spikes="hidden"), limit), backend="spiking", seeds=1)
+
+
+def test_one_window_given_flat_is_that_window() -> None:
+    """``--set 'spiking.record_spikes_windows=[-5000,0]'`` means the one window [-5000, 0], as a scalar for a
+    per-layer list means every layer."""
+    cfg = load_config(_cfg(record_spikes="all"), ["spiking.record_spikes_windows=[-5000,0]"])
+    assert cfg.spiking.record_spikes_windows == [[-5000.0, 0.0]]
+    assert load_config(cfg, {"spiking.record_spikes_windows": [[0, 1000], [-1000, 0]]}).spiking \
+        .record_spikes_windows == [[0.0, 1000.0], [-1000.0, 0.0]]
+
+
+def test_a_sweep_refuses_to_record_spikes_it_would_not_keep(tmp_path: Path) -> None:
+    from neurofa.sweep import sweep
+
+    with pytest.raises(ConfigError, match="not allowed in a sweep") as info:
+        sweep(_cfg(record_spikes="all"), {"plasticity.sigma": [0.1, 0.2]}, backend="spiking", seeds=1,
+              out=tmp_path / "sweep")
+    assert "\n" not in str(info.value) and not (tmp_path / "sweep").exists()

@@ -34,7 +34,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from hashlib import md5
 from pathlib import Path
 from typing import Any
 
@@ -305,26 +304,13 @@ def _standalone_run(cfg: Config, build: _Build, values: RunValues, state: ChunkS
         final = {f"{obj}.{var}": np.asarray(getattr(circuit.objects[obj], var)[:]).copy() for obj, var in build.state}
         rng = np.fromfile(os.path.join(results, "neurofa_rng_out.bin"), dtype=np.uint8)
     finally:
+        # The state's run-argument files stay in static_arrays/ (named by their content, as Brian2 names them): a
+        # file of a weight that never changes is also another run's initial weights, which a concurrent run of the
+        # same build may be about to read.
         shutil.rmtree(results, ignore_errors=True)
-        if state is not None:
-            _forget_state_arrays(build, state)
     out.wall_s = time.perf_counter() - start
     _STATS["run_s"] += out.wall_s
     return out, ChunkState((state.next_chunk if state else 0) + 1, final, rng)
-
-
-def _forget_state_arrays(build: _Build, state: ChunkState) -> None:
-    """Remove the files Brian2 wrote for the run arguments of a chunk's start state (named by their content, as
-    Brian2 names them): each is used by one run only, and a chunked run would otherwise leave the state of every
-    chunk in the build directory. Initial weights and input arrays stay (runs of other points may share them)."""
-    for name, value in state.variables.items():
-        obj, var = name.split(".")
-        view = getattr(build.circuit.objects[obj], var)
-        data = np.ascontiguousarray(value, dtype=view.dtype)
-        if data.size > 1:
-            path = build.directory / "static_arrays" / f"init_{view.group_name}_{var}_{md5(data.data).hexdigest()}.dat"
-            path.unlink(missing_ok=True)
-            Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
 def _chunked_run(cfg: Config, structure: Structure, values: RunValues, store: SeedStore | None) -> RunOutput:
