@@ -167,6 +167,8 @@ def write_nwb(result: Result, path: str | Path) -> Path:
             named.unlink(missing_ok=True)
 
     path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp*"):  # left by an export that was killed
+        stale.unlink(missing_ok=True)
     atomic_write(path, write)
     return path
 

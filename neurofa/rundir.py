@@ -94,8 +94,9 @@ class RunDirectory:
         lock = _acquire(path, option)
         try:
             _refuse_existing(path, overwrite, resume, option)
-            for stale in path.glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
+            for pattern in (".*.tmp", ".*.tmp.nwb"):  # atomic writes; the NWB writer's name keeps its extension
+                for stale in path.glob(pattern):
+                    stale.unlink(missing_ok=True)
             if overwrite:
                 _remove_outputs(path)
             elif resume:

@@ -131,8 +131,10 @@ def test_nwb_file_reopens_with_the_same_spikes_and_passes_the_inspector(runs: tu
 def test_export_command_writes_the_nwb_file_and_refuses_a_run_without_spikes(
         saved: Path, runs: tuple[nf.Result, nf.Result], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pynwb")
+    stale = saved / ".spikes.nwb.abc123.tmp.nwb"  # what an export killed while writing leaves
+    stale.write_bytes(b"partial")
     assert main(["export", str(saved), "--format", "nwb"]) == 0
-    assert (saved / "spikes.nwb").stat().st_size > 0
+    assert (saved / "spikes.nwb").stat().st_size > 0 and not stale.exists()
     loaded = Result.load(saved)
     assert loaded.spikes is not None and loaded.spikes.sizes == runs[1].spikes.sizes  # type: ignore[union-attr]
     plain = runs[0].save(tmp_path / "plain", plots=False)
