@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 __all__ = ["SPIKE_DIMS", "ATTR", "CellTable", "spike_dataset", "spike_trains", "spike_counts", "windows_of",
-           "merge_windows"]
+           "merge_windows", "window_bounds"]
 
 #: the dimensions of the spike dataset
 SPIKE_DIMS = ("spike", "cell")
@@ -52,6 +52,13 @@ class CellTable:
 
     def __len__(self) -> int:
         return len(self.population)
+
+
+def window_bounds(window: Sequence[float], end_of_training: float) -> tuple[float, float]:
+    """[start, stop] ms of the run from a ``spiking.record_spikes_windows`` entry: negative values and a stop of 0
+    count from the end of training."""
+    start, stop = window
+    return (start + end_of_training if start < 0 else start), (stop + end_of_training if stop <= 0 else stop)
 
 
 def merge_windows(windows: Sequence[Sequence[float]]) -> list[list[float]]:

@@ -31,6 +31,7 @@ from neurofa.config import Config, ConfigError, choice_error, register_check
 from neurofa.model import TimeScale, compile_model
 from neurofa.model.rule import feedback_rule
 from neurofa.model.rules.pal import derived_sigma
+from neurofa.spikes import window_bounds
 from neurofa.tasks import task_spec
 
 #: what ``spiking.record_spikes`` may name: population kinds, or all of them
@@ -200,8 +201,7 @@ def check_spike_recording(cfg: Config, where: str = "") -> None:
         key = f"{where}spiking.record_spikes_windows[{i}] = {window!r}"
         if len(window) != 2:
             raise ConfigError(f"{key} is invalid: give [start, stop] in ms")
-        start, stop = (v + train if v < 0 else v for v in window)
-        stop = train if window[1] == 0 else stop
+        start, stop = window_bounds(window, train)
         if not (0 <= start < stop <= run):
             raise ConfigError(f"{key} is invalid: needs 0 ≤ start < stop ≤ {run:g} ms (the run; training ends at "
                               f"{train:g} ms, negative values count back from there)")

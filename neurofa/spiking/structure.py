@@ -26,7 +26,7 @@ from neurofa.circuit import InitialWeights, circuit_task, presentation_order
 from neurofa.config import Config
 from neurofa.model import Model, Projection, compile_model
 from neurofa.model.rule import Estimators
-from neurofa.spikes import merge_windows
+from neurofa.spikes import merge_windows, window_bounds
 from neurofa.spiking import equations as eq
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.tasks import TaskData
@@ -203,8 +203,7 @@ def _synapses(model: Model, cfg: Config) -> dict[str, tuple[Projection, Any]]:
 def spike_groups(model: Model, cfg: Config) -> tuple[str, ...]:
     """The groups ``spiking.record_spikes`` names (input, hidden, interneuron, output or all)."""
     kinds = set(cfg.spiking.record_spikes)
-    wanted = {"input": "input", "hidden": "hidden", "output": "output", "interneuron": "interneuron"}
-    return tuple(p.name for p in model.populations if "all" in kinds or any(wanted[k] == p.kind for k in kinds))
+    return tuple(p.name for p in model.populations if "all" in kinds or p.kind in kinds)
 
 
 def _windowed(spec: GroupSpec, regular: bool) -> GroupSpec:
@@ -319,8 +318,8 @@ def spike_window(windows: list[list[float]], n_pres: int, n_train_pres: int, t_p
     end = n_train_pres * t_pres
     gate = np.zeros(n_pres)
     starts = np.arange(n_pres) * t_pres
-    for start, stop in windows:
-        start, stop = (start + end if start < 0 else start), (stop + end if stop <= 0 else stop)
+    for window in windows:
+        start, stop = window_bounds(window, end)
         gate[(starts + t_pres > start) & (starts < stop)] = 1.0
     return gate
 
