@@ -33,8 +33,7 @@ from neurofa.divergence import DivergenceError
 from neurofa.estimate import Estimate, data_values, microcircuit_size
 from neurofa.spiking import collect
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
-from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, recorded_windows, structure_key
-from neurofa.spiking.structure import spike_window as window_gate
+from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, recorded_windows, spike_window, structure_key
 from neurofa.tasks import TaskData
 
 __all__ = ["simulate", "estimate", "effective_parameters", "mean_field_config", "structure_key", "run_planned",
@@ -106,8 +105,8 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True, checkpoint: C
         recorded = spikes.spike_dataset(collect.cell_table(plan.model, structure), seeds, trains, windows,
                                         structure.end_time, structure.dt, plan.eff.nu_max)
         ds.attrs[spikes.ATTR] = recorded
-        ds.attrs["extra_summary"]["spikes_recorded_per_seed"] = [int(spikes.spike_counts(recorded, s).sum())
-                                                                 for s in seeds]
+        seed_of_spike = recorded["spike_seed"].values
+        ds.attrs["extra_summary"]["spikes_recorded_per_seed"] = [int(np.sum(seed_of_spike == s)) for s in seeds]
     if diverged:
         first = min(t for _, t in diverged.values())
         quantity = next(q for q, t in diverged.values() if t == first)
@@ -147,7 +146,7 @@ def spike_bound(cfg: Config) -> float:
     plan = SpikingPlan.of(cfg)
     s = plan.structure(circuit_task(cfg, 0))
     n_pres = s.n_train_pres + s.n_test_pres
-    recorded = recorded_windows(s, window_gate(cfg.spiking.record_spikes_windows, n_pres, s.n_train_pres,
+    recorded = recorded_windows(s, spike_window(cfg.spiking.record_spikes_windows, n_pres, s.n_train_pres,
                                                s.t_pres) if s.spike_windows else None)
     window_ms = sum(stop - start for start, stop in recorded)
     cells = sum(plan.model.population(name).size for name in s.spike_groups)
