@@ -187,6 +187,9 @@ class Simulation:
     seeds: int = positive(1)
     prospective: bool = True
     scheme: Literal["lagged", "instant"] = "lagged"
+    #: the rate step's implementation: numpy (the reference), fused (the compiled kernel of neurofa.rate.fused, an
+    #: error where it does not cover the model), auto (the kernel where it covers the model, else numpy)
+    rate_kernel: Literal["numpy", "fused", "auto"] = "numpy"
     test_interval: float = nonnegative(0.0)
     tau_syn: float = nonnegative(0.0, "synaptic low-pass of presynaptic rates in ms (0 = off; mean field of spikes)")
     filter_target: bool = False  # the nudging target passes the same synaptic low-pass (τ_syn; spiking: τ_s)
@@ -213,7 +216,9 @@ class Spiking:
     post_signal: Literal["spikes", "rate"] = "spikes"  # Urbanczik–Senn's postsynaptic term: S/ν_max or φ(ŭ)
     pre_signal: Literal["trace", "rate"] = "trace"  # presynaptic factor of W, W_IP, B_PI: x or its expectation
     build_dir: str = ""
-    threads: int = positive(1)
+    threads: int = positive(1, "OpenMP threads of one standalone run (cpp_standalone; ≤ the cores it may use)")
+    #: floating-point type of every Brian2 variable: double (float64) or single (float32)
+    precision: Literal["double", "single"] = "double"
     report: bool = True
     #: populations whose spike times are recorded: input, hidden, interneuron, output, or all ([] = none)
     record_spikes: list[str] = field(default_factory=list)

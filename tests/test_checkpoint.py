@@ -25,8 +25,8 @@ from neurofa.model import compile_model
 from neurofa.rate import microcircuit as rate_microcircuit
 from neurofa.rate.dynamics import Microcircuit
 from neurofa.rundir import MARKER
-from neurofa.spiking import device as spiking_device
 from neurofa.spiking import mean_field_config
+from neurofa.spiking import program as spiking_program
 from neurofa.sweep import point_hash, run_point_task
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -243,8 +243,8 @@ def test_spiking_run_killed_at_60_percent_resumes_bitwise(tmp_path: Path, monkey
                        str(out), "--seeds", "1", "--quiet"], lambda: _position(state, "next_chunk") / n_chunks, 0.6)
     assert 0.6 <= done < 1.0
     runs = []
-    original = spiking_device._standalone_run
-    monkeypatch.setattr(spiking_device, "_standalone_run", lambda *a, **k: (runs.append(1), original(*a, **k))[1])
+    original = spiking_program.run_program
+    monkeypatch.setattr(spiking_program, "run_program", lambda *a, **k: (runs.append(1), original(*a, **k))[1])
     assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
     assert len(runs) == n_chunks - round(done * n_chunks)  # only the chunks not finished: < 1 interval lost
     monkeypatch.undo()

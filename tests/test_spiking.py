@@ -75,7 +75,7 @@ def test_bad_spiking_keys_fail_with_clear_message() -> None:
     with pytest.raises(ConfigError, match="network.activation.*allowed: logistic"):
         check_spiking_config(load_config({"network": {"activation": "tanh"}}))
     with pytest.raises(ConfigError, match="spiking.threads"):
-        check_spiking_config(load_config({"spiking": {"threads": 4}}))
+        check_spiking_config(load_config({"spiking": {"threads": 4, "device": "runtime"}}))
     with pytest.raises(ConfigError, match="spiking.nu_max"):
         check_spiking_config(load_config({"spiking": {"nu_max": 6000.0}}))
 

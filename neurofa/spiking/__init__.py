@@ -16,9 +16,7 @@ synapses and monitors as data, per-run values), :mod:`~neurofa.spiking.network` 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import time
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -31,7 +29,7 @@ from neurofa.circuit import InitialWeights, circuit_task, initial_weights
 from neurofa.config import Config
 from neurofa.divergence import DivergenceError
 from neurofa.estimate import Estimate, data_values, microcircuit_size
-from neurofa.spiking import collect
+from neurofa.spiking import collect, program
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, recorded_windows, spike_window, structure_key
 from neurofa.tasks import TaskData
@@ -40,14 +38,9 @@ __all__ = ["simulate", "estimate", "effective_parameters", "mean_field_config", 
            "build_stats", "spike_bound", "SPIKE_BYTES"]
 
 
-def _device() -> ModuleType:
-    """:mod:`neurofa.spiking.device`, imported (with Brian2) on first use: the one lazy import of Brian2."""
-    return importlib.import_module("neurofa.spiking.device")
-
-
 def build_stats() -> dict[str, Any]:
-    """Standalone builds and time spent in this process (:func:`neurofa.spiking.device.stats`)."""
-    return dict(_device().stats())
+    """Standalone builds and time spent in this process (:func:`neurofa.spiking.program.stats`)."""
+    return program.stats()
 
 
 def run_planned(plan: SpikingPlan, data: TaskData, weights: InitialWeights, index: int, seed: int,
@@ -55,7 +48,7 @@ def run_planned(plan: SpikingPlan, data: TaskData, weights: InitialWeights, inde
     """Structure, per-run values and monitor output of seed ``seed`` (``index`` into the batch of ``weights``)."""
     structure = plan.structure(data)
     values = plan.values(structure, data, weights, index, seed)
-    return structure, values, _device().run_seed(plan.cfg, structure, values, checkpoint)
+    return structure, values, program.run_seed(plan.cfg, structure, values, checkpoint)
 
 
 def simulate(cfg: Config, seeds: list[int], progress: bool = True, checkpoint: Checkpoint | None = None) -> xr.Dataset:

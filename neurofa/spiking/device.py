@@ -1,13 +1,16 @@
-"""Running spiking microcircuits on Brian2's devices: ``runtime`` and ``cpp_standalone`` with one build per structure.
+"""Brian2 for spiking microcircuits: the standalone build of a structure, and runs in runtime mode.
 
-Standalone mode compiles one C++ program per :class:`~neurofa.spiking.structure.Structure` (in its own directory
-under ``spiking.build_dir`` or ``~/.cache/neurofa/builds/<key>``), keeps it for the rest of the process and runs
-every seed and every parameter that does not change the structure through ``device.run(run_args=...)``: initial
-weights, the presentation sequence (TimedArrays), shared constants (conductances, ν_max, τ_s, τ_ξ, τ_HP, σ, α,
-learning rates, τ_LO) and the random seed. The seed is a shared variable ``rng_seed`` of the input group; code
-inserted after the run arguments reseeds the generator with it, so the same seed gives the same spikes and
-different seeds different ones. Seeds of one call run one after another (a one-core program each; run several
-processes for parallelism, e.g. through :mod:`neurofa.sweep`). :func:`stats` counts the builds of this process.
+:func:`build` generates and compiles one C++ program per :class:`~neurofa.spiking.structure.Structure` (with
+Brian2's ``cpp_standalone`` device, in the directory :mod:`neurofa.spiking.program` names by the structure's key)
+and returns the manifest with which :func:`neurofa.spiking.program.run_program` runs it for every seed and every
+parameter that does not change the structure: initial weights, the presentation sequence (TimedArrays), shared
+constants (conductances, ν_max, τ_s, τ_ξ, τ_HP, σ, α, learning rates, τ_LO) and the random seed. The seed is a
+shared variable ``rng_seed`` of the input group; code inserted after the run arguments reseeds the generator with
+it (:data:`SEED_CPP`), so the same seed gives the same spikes and different seeds different ones.
+
+The generated code differs from Brian2's own in two places: the dense loops of every projection
+(:mod:`neurofa.spiking.kernels`, also where ``spiking.threads`` applies) and two lines of the scheduler
+(:data:`NETWORK_PATCHES`).
 
 Progress: Brian2's ``report=`` makes the standalone main loop read the process CPU clock once per object and time
 step (``std::clock``, a system call on virtual machines without a vDSO CPU clock: 5.8× slower measured on the Bars
@@ -18,10 +21,10 @@ elapsed wall time (steady clock) and an estimate of the remaining time.
 
 What needs a new build is what the structure holds: layer sizes, transfer function, which projections learn and
 with which rule's code (``fa`` runs PAL's program with η_bw = σ = 0), τ_LO on/off, dt, presentation time and count,
-record interval, ``record_detail``, ``spiking.input_spikes``, ``post_signal`` and ``pre_signal``
-(:func:`neurofa.spiking.structure.structure_key`).
+record interval, ``record_detail``, ``spiking.input_spikes``, ``post_signal``, ``pre_signal``, ``threads`` and
+``precision`` (:func:`neurofa.spiking.structure.structure_key`).
 
-This module imports Brian2; :func:`neurofa.spiking.simulate` imports it on first use.
+This module imports Brian2; :mod:`neurofa.spiking.program` imports it only to build.
 """
 
 from __future__ import annotations
@@ -29,11 +32,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,39 +44,26 @@ from brian2 import seed as brian_seed
 from brian2.core.variables import ArrayVariable
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device
-from brian2.utils.filelock import FileLock
 from brian2.utils.logger import BrianLogger
 
-from neurofa.checkpoint import Checkpoint
 from neurofa.config import Config
-from neurofa.spiking.chunks import ChunkState, RunOutput, SeedStore, merge
+from neurofa.spiking import kernels
+from neurofa.spiking.chunks import RunOutput
+from neurofa.spiking.kernels import DenseProjection
 from neurofa.spiking.network import Circuit, build_circuit
+from neurofa.spiking.program import MonitorFiles, Program
 from neurofa.spiking.structure import RunValues, Structure
 
-__all__ = ["stats", "RunOutput", "run_seed", "PROGRESS_CPP"]
+__all__ = ["build", "runtime_run", "PROGRESS_CPP", "NETWORK_PATCHES"]
 
-_BUILDS: dict[str, _Build] = {}
-_STATS: dict[str, float] = {"builds": 0, "build_s": 0.0, "run_s": 0.0}
 _RUNTIME_RUNS = itertools.count()
 # non-finite values are reported once, by neurofa (a DivergenceError naming seed, time and quantity), not per
 # variable by Brian2 when the monitors are read
 BrianLogger.suppress_name("invalid_values")
 
 
-def stats() -> dict[str, Any]:
-    """Builds and time spent in this process: ``builds``, ``cached_structures``, ``build_s``, ``run_s``."""
-    return {"builds": int(_STATS["builds"]), "cached_structures": len(_BUILDS), "build_s": _STATS["build_s"],
-            "run_s": _STATS["run_s"]}
-
-
 # ------------------------------------------------------------------------------------------------------------
 # execution
-
-
-def _build_root(cfg: Config) -> Path:
-    if cfg.spiking.build_dir:
-        return Path(cfg.spiking.build_dir).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neurofa" / "builds"
 
 
 def _times(monitor: Any, dt: float) -> np.ndarray:
@@ -131,6 +118,13 @@ double neurofa_progress(double t, double on, double t_end, double period, double
 }
 """
 
+#: seed the program's random generator from the run argument ``rng_seed`` (one generator: the random numbers are
+#: drawn on one thread whatever ``spiking.threads`` is, :mod:`neurofa.spiking.kernels`)
+SEED_CPP = "brian::_random_generators[0].seed((unsigned long) {seed});"
+
+#: Brian2's floating-point type of ``spiking.precision``
+FLOAT_TYPES = {"double": np.float64, "single": np.float32}
+
 #: restore the random generators from ``neurofa_rng_in.bin`` in the results directory, if the run was given one
 #: (the state a previous chunk ended with); the bytes are those of this very program's generators
 RNG_RESTORE_CPP = r"""
@@ -156,28 +150,54 @@ RNG_SAVE_CPP = r"""
 #: own dt (every record interval, every half presentation) then sometimes samples one time step late. neurofa's
 #: programs compare relative to the time instead, as Brian2's clocks.h already does for a run's start and end.
 CLOCK_COMPARISON = ("fabs(s-t)<=Clock_epsilon)", "fabs(s-t)<=Clock_epsilon*fmax(1.0, fabs(t)))")
+#: Brian2's main loop reads the process CPU clock after every time step (``std::clock``, a system call where the
+#: virtual machine has no vDSO CPU clock: 200,000 calls were most of the kernel time of 20 s of the Fig 3
+#: network); neurofa's programs read it once, after the loop (the run time Brian2 reports is the same)
+CLOCK_READ = ("        current = std::clock();\n"
+              "        elapsed_realtime = (double)(current - start)/(1 * CLOCKS_PER_SEC);\n", "")
+CLOCK_READ_AFTER = ("    Network::_globally_running = false;\n",
+                    "    Network::_globally_running = false;\n"
+                    "    elapsed_realtime = (double)(std::clock() - start)/CLOCKS_PER_SEC;\n")
+NETWORK_PATCHES = (CLOCK_COMPARISON, CLOCK_READ, CLOCK_READ_AFTER)
 
 
 class _Device(CPPStandaloneDevice):
-    """Brian2's ``cpp_standalone`` device whose network compares clock times relatively (:data:`CLOCK_COMPARISON`)."""
+    """Brian2's ``cpp_standalone`` device whose network compares clock times relatively and reads the CPU clock
+    once (:data:`NETWORK_PATCHES`), and whose dense projections run the loops of :mod:`neurofa.spiking.kernels`."""
 
-    def generate_network_source(self, writer: Any, compiler: Any) -> None:
+    def __init__(self, projections: dict[str, DenseProjection] | None = None, threads: int = 1) -> None:
+        super().__init__()
+        self.dense_projections = projections or {}
+        self.dense_threads = threads
+
+    @contextlib.contextmanager
+    def _rewritten(self, writer: Any) -> Iterator[None]:
         write = writer.write
 
-        def relative(filename: str, contents: Any) -> None:
+        def rewritten(filename: str, contents: Any) -> None:
             if filename == "network.cpp":
-                old, new = CLOCK_COMPARISON
-                if old not in contents:
-                    raise RuntimeError(f"Brian2 {brian2.__version__}: network.cpp no longer compares clocks as "
-                                       f"{old!r}; update neurofa.spiking.device.CLOCK_COMPARISON")
-                contents = contents.replace(old, new)
+                for old, new in NETWORK_PATCHES:
+                    if contents.count(old) != 1:
+                        raise RuntimeError(f"Brian2 {brian2.__version__}: network.cpp no longer contains {old!r} "
+                                           "once; update neurofa.spiking.device.NETWORK_PATCHES")
+                    contents = contents.replace(old, new)
+            elif isinstance(contents, str):
+                contents = kernels.rewrite(filename, contents, self.dense_projections, self.dense_threads)
             write(filename, contents)
 
-        writer.write = relative
+        writer.write = rewritten
         try:
-            super().generate_network_source(writer, compiler)
+            yield
         finally:
             writer.write = write
+
+    def generate_network_source(self, writer: Any, compiler: Any) -> None:
+        with self._rewritten(writer):
+            super().generate_network_source(writer, compiler)
+
+    def generate_codeobj_source(self, writer: Any) -> None:
+        with self._rewritten(writer):
+            super().generate_codeobj_source(writer)
 
 
 def _progress_group(run_time_ms: float, dt_ms: float, prefix: str) -> Any:
@@ -196,59 +216,90 @@ def _progress_group(run_time_ms: float, dt_ms: float, prefix: str) -> Any:
     return group
 
 
-def _runtime_run(cfg: Config, structure: Structure, values: RunValues) -> RunOutput:
+def runtime_run(cfg: Config, structure: Structure, values: RunValues) -> RunOutput:
     """Build and run in Brian2's runtime mode (code generation target from Brian's preferences)."""
     brian2.set_device("runtime")
+    prefs.core.default_float_dtype = FLOAT_TYPES[structure.precision]
     brian_seed(int(values.seed))
     start = time.perf_counter()
-    circuit = build_circuit(structure, values, prefix=f"nfrt{next(_RUNTIME_RUNS)}")
-    circuit.network.run(structure.run_time * ms, report="text" if cfg.spiking.report else None)
+    try:
+        circuit = build_circuit(structure, values, prefix=f"nfrt{next(_RUNTIME_RUNS)}")
+        circuit.network.run(structure.run_time * ms, report="text" if cfg.spiking.report else None)
+    finally:
+        prefs.core.default_float_dtype = np.float64
     out = _collect(circuit)
     out.wall_s = time.perf_counter() - start
-    _STATS["run_s"] += out.wall_s
     return out
 
 
-@dataclass
-class _Build:
-    device: Any
-    circuit: Circuit
-    directory: Path
-    state: list[tuple[str, str]]
-
-
-def _standalone_build(cfg: Config, structure: Structure, values: RunValues) -> _Build:
-    """Generate and compile the program of ``structure`` once per process (cached by its key)."""
+def build(structure: Structure, values: RunValues, directory: Path) -> Program:
+    """Generate and compile the program of ``structure`` in ``directory`` (with ``values`` as the built-in
+    initial values; every run sets its own) and return its manifest (:class:`~neurofa.spiking.program.Program`)."""
     key = structure.key
-    if key in _BUILDS:
-        return _BUILDS[key]
-    directory = _build_root(cfg) / key
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    dev = _Device()
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = f"nf{key[:6]}"
+    dev = _Device(_dense_projections(structure, prefix), threads=structure.threads)
+    compile_args, link_args = list(prefs.codegen.cpp.extra_compile_args_gcc), list(prefs.codegen.cpp.extra_link_args)
     brian2.set_device(dev, build_on_run=False)
     prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]
-    prefs.devices.cpp_standalone.openmp_threads = 0
+    prefs.devices.cpp_standalone.openmp_threads = 0  # Brian2's own OpenMP mode: see neurofa.spiking.kernels
+    prefs.core.default_float_dtype = FLOAT_TYPES[structure.precision]
+    if structure.threads > 1:
+        prefs.codegen.cpp.extra_compile_args_gcc = compile_args + ["-fopenmp"]
+        prefs.codegen.cpp.extra_link_args = link_args + ["-fopenmp"]
     try:
-        circuit = build_circuit(structure, values, prefix=f"nf{key[:6]}")
-        progress = _progress_group(structure.run_time, structure.dt, prefix=f"nf{key[:6]}")
+        circuit = build_circuit(structure, values, prefix=prefix)
+        progress = _progress_group(structure.run_time, structure.dt, prefix=prefix)
         circuit.objects["progress"] = progress
         circuit.network.add(progress)
         dev.apply_run_args()
         seed_array = dev.get_array_name(circuit.objects["P0"].variables["rng_seed"])
-        dev.insert_code("main", f"brian::_random_generators[0].seed((unsigned long) {seed_array}[0]);")
+        dev.insert_code("main", SEED_CPP.format(seed=f"{seed_array}[0]"))
         dev.insert_code("main", RNG_RESTORE_CPP)
         circuit.network.run(structure.run_time * ms)
         dev.insert_code("main", RNG_SAVE_CPP)
-        with FileLock(str(directory) + ".lock"):
+        with _environment_kept():
             dev.build(directory=str(directory), compile=True, run=False, with_output=False)
+        return _manifest(dev, circuit, key, structure.precision)
     finally:
         reset_device()
-    _STATS["builds"] += 1
-    _STATS["build_s"] += time.perf_counter() - start
-    build = _Build(dev, circuit, directory, _state_variables(circuit))
-    _BUILDS[key] = build
-    return build
+        prefs.core.default_float_dtype = np.float64
+        prefs.codegen.cpp.extra_compile_args_gcc, prefs.codegen.cpp.extra_link_args = compile_args, link_args
+
+
+def _manifest(dev: Any, circuit: Circuit, key: str, precision: str) -> Program:
+    """What :func:`neurofa.spiking.program.run_program` needs to run the built program without Brian2."""
+    variables = {}
+    for name, obj in circuit.objects.items():
+        for var_name, var in obj.variables.items():
+            if isinstance(var, ArrayVariable) and not var_name.startswith("_") and getattr(var.owner, "name",
+                                                                                           None) == obj.name:
+                variables[f"{name}.{var_name}"] = (f"{obj.name}.{var_name}", np.dtype(var.dtype).name)
+    state = {f"{obj}.{var}": dev.get_array_filename(circuit.objects[obj].variables[var])
+             for obj, var in _state_variables(circuit)}
+    monitors = []
+
+    def state_monitor(role: str, source: str, mon: Any) -> MonitorFiles:
+        return MonitorFiles(role, source, dev.get_array_filename(mon.variables["t"]), variables=tuple(
+            (v, dev.get_array_filename(mon.variables[v]), np.dtype(mon.variables[v].dtype).name)
+            for v in mon.record_variables), n_recorded=int(mon.n_indices))
+
+    monitors += [state_monitor("weights", src, mon) for src, mon in circuit.weight_monitors.items()]
+    monitors += [state_monitor("layer", src, mon) for src, mon in circuit.layer_monitors.items()]
+    if circuit.test_monitor is not None:
+        monitors.append(state_monitor("test", f"P{circuit.structure.n_layers}", circuit.test_monitor))
+    monitors += [MonitorFiles("spikes", src, dev.get_array_filename(mon.variables["t"]),
+                              dev.get_array_filename(mon.variables["i"]))
+                 for src, mon in circuit.spike_monitors.items()]
+    return Program(key, variables, {name: ta.name for name, ta in circuit.timed.items()}, state, tuple(monitors),
+                   np.dtype(FLOAT_TYPES[precision]).name)
+
+
+def _dense_projections(structure: Structure, prefix: str) -> dict[str, DenseProjection]:
+    """Every synapse object of ``structure`` (all are all-to-all, row-major) by its Brian2 name."""
+    sizes = {g.name: g.size for g in structure.groups}
+    return {f"{prefix}_{syn.name}": DenseProjection(f"{prefix}_{syn.name}", sizes[syn.pre], sizes[syn.post])
+            for syn in structure.synapses}
 
 
 def _state_variables(circuit: Circuit) -> list[tuple[str, str]]:
@@ -269,8 +320,8 @@ def _state_variables(circuit: Circuit) -> list[tuple[str, str]]:
 
 @contextlib.contextmanager
 def _environment_kept() -> Iterator[None]:
-    """Undo what Brian2's ``device.run`` writes into ``os.environ`` for its binary (``LD_BIND_NOW=1``): left in
-    place, it reaches every later subprocess of this process (SLURM's ``sinfo`` then fails to load its plugins)."""
+    """Undo what Brian2 writes into ``os.environ`` for its programs (``LD_BIND_NOW=1``): left in place, it reaches
+    every later subprocess of this process (SLURM's ``sinfo`` then fails to load its plugins)."""
     saved = dict(os.environ)
     try:
         yield
@@ -280,60 +331,3 @@ def _environment_kept() -> Iterator[None]:
         for key, value in saved.items():
             if os.environ.get(key) != value:
                 os.environ[key] = value
-
-
-def _standalone_run(cfg: Config, build: _Build, values: RunValues, state: ChunkState | None = None,
-                    offset_ms: float = 0.0) -> tuple[RunOutput, ChunkState]:
-    """One run of a built program: from its initial values, or continuing ``state`` (a chunk's end); returns the
-    monitor data and the state at the end."""
-    circuit = build.circuit
-    results = tempfile.mkdtemp(prefix="results_", dir=build.directory)
-    start = time.perf_counter()
-    try:
-        run_args = circuit.run_args(values, state.variables if state is not None else None)
-        progress = circuit.objects["progress"]
-        run_args[progress.progress_on] = float(cfg.spiking.report)
-        run_args[progress.progress_offset] = offset_ms * ms
-        run_args[progress.progress_total] = circuit.structure.end_time * ms
-        if state is not None:
-            state.rng.tofile(os.path.join(results, "neurofa_rng_in.bin"))
-        with _environment_kept():
-            build.device.run(directory=str(build.directory), results_directory=os.path.basename(results),
-                             with_output=bool(cfg.spiking.report), run_args=run_args)
-        out = _collect(circuit)
-        final = {f"{obj}.{var}": np.asarray(getattr(circuit.objects[obj], var)[:]).copy() for obj, var in build.state}
-        rng = np.fromfile(os.path.join(results, "neurofa_rng_out.bin"), dtype=np.uint8)
-    finally:
-        # The state's run-argument files stay in static_arrays/ (named by their content, as Brian2 names them): a
-        # file of a weight that never changes is also another run's initial weights, which a concurrent run of the
-        # same build may be about to read.
-        shutil.rmtree(results, ignore_errors=True)
-    out.wall_s = time.perf_counter() - start
-    _STATS["run_s"] += out.wall_s
-    return out, ChunkState((state.next_chunk if state else 0) + 1, final, rng)
-
-
-def _chunked_run(cfg: Config, structure: Structure, values: RunValues, store: SeedStore | None) -> RunOutput:
-    """The run in chunks (:mod:`neurofa.spiking.chunks`), from the last finished chunk in ``store`` if any."""
-    s = structure
-    build = _standalone_build(cfg, s, values.chunk(s, 0))
-    state = store.state() if store is not None else None
-    first = state.next_chunk if state is not None else 0
-    outputs = [store.output(c) for c in range(first)] if store is not None else []
-    for c in range(first, s.n_chunks):
-        out, state = _standalone_run(cfg, build, values.chunk(s, c), state, offset_ms=c * s.chunk_pres * s.t_pres)
-        if store is not None:
-            store.save(c, out, state)
-        outputs.append(out)
-    assert state is not None
-    return merge(s, outputs, state.variables)
-
-
-def run_seed(cfg: Config, structure: Structure, values: RunValues, checkpoint: Checkpoint | None = None) -> RunOutput:
-    """Simulate one run on ``cfg.spiking.device``; a structure cut into chunks runs chunk by chunk and, with a
-    ``checkpoint``, continues from the last chunk it finished."""
-    if cfg.spiking.device != "cpp_standalone":
-        return _runtime_run(cfg, structure, values)
-    if structure.chunk_pres:
-        return _chunked_run(cfg, structure, values, SeedStore(checkpoint, values.seed) if checkpoint else None)
-    return _standalone_run(cfg, _standalone_build(cfg, structure, values), values)[0]

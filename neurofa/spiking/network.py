@@ -2,18 +2,28 @@
 
 :func:`build_circuit` creates the objects a :class:`~neurofa.spiking.structure.Structure` lists, with the per-run
 values of a :class:`~neurofa.spiking.structure.RunValues` (weights, constants, input stream, seed). Nothing here
-knows a rule or a population kind: the structure says what to build. In standalone mode the same objects serve
-every run through :meth:`Circuit.run_args`, without recompiling.
+knows a rule or a population kind: the structure says what to build. In standalone mode the program built from
+these objects serves every run (:mod:`neurofa.spiking.program`), without recompiling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import EventMonitor, Hz, Network, NeuronGroup, Quantity, StateMonitor, Synapses, TimedArray, linked_var, ms
+from brian2 import (
+    Clock,
+    EventMonitor,
+    Hz,
+    Network,
+    NeuronGroup,
+    StateMonitor,
+    Synapses,
+    TimedArray,
+    linked_var,
+    ms,
+)
 
 from neurofa.spiking.structure import RunValues, Structure
 
@@ -39,31 +49,6 @@ class Circuit:
     layer_monitors: dict[str, StateMonitor] = field(default_factory=dict)
     test_monitor: StateMonitor | None = None
     spike_monitors: dict[str, EventMonitor] = field(default_factory=dict)
-
-    def run_args(self, values: RunValues, state: Mapping[str, np.ndarray] | None = None) -> dict[Any, Any]:
-        """Standalone ``run_args``: every per-run value keyed by its variable view or TimedArray; ``state``
-        (``"object.variable"`` → values, the end of a previous chunk) replaces the initial values it names."""
-        args: dict[Any, Any] = {}
-        state = state or {}
-        for (obj, var), (value, unit) in values.shared.items():
-            args[getattr(self.objects[obj], var)] = quantity(value, unit)
-        initial = {f"{obj}.w": w for obj, w in values.weights.items()}
-        if self.structure.regular_input:
-            initial["P0.phase"] = np.asarray(values.input_phase)
-        for name, array in {**initial, **state}.items():  # each variable once: views compare by value
-            obj, var = name.split(".")
-            view = getattr(self.objects[obj], var)
-            values_si = np.asarray(array, dtype=float)  # in SI base units, as the monitors and state files hold them
-            args[view] = values_si if view.dim.is_dimensionless else Quantity(values_si, dim=view.dim)
-        args[self.objects["P0"].rng_seed] = float(values.seed)
-        args[self.timed["stim"]] = np.asarray(values.stim, dtype=float)
-        args[self.timed["gate_learn"]] = np.asarray(values.gate_learn, dtype=float)
-        if self.structure.target:
-            args[self.timed["target"]] = np.asarray(values.target, dtype=float)
-            args[self.timed["gate_nudge"]] = np.asarray(values.gate_nudge, dtype=float)
-        if self.structure.spike_windows:
-            args[self.timed["spike_window"]] = np.asarray(values.spike_window, dtype=float)
-        return args
 
     def assign(self, values: RunValues) -> None:
         """Runtime mode: set the per-run values directly (the TimedArrays were built with them)."""
@@ -106,10 +91,14 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     timed = _timed_arrays(s, values, prefix)
     namespace: dict[str, Any] = dict(timed)
     objects: dict[str, Any] = {}
+    # one clock for every group and synapse object (and one per monitor interval): Brian2's standalone scheduler
+    # collects the clocks due at every step, so each extra clock costs time every step (same times, same schedule)
+    clock = Clock(dt=s.dt * ms, name=f"{prefix}_clock")
+    monitor_clocks: dict[float, Clock] = {}
     for g in s.groups:
         group = NeuronGroup(g.size, g.equations, threshold=g.threshold, reset=g.reset, method="euler",
                             events=dict(g.events) or None, namespace=namespace, name=f"{prefix}_{g.name}",
-                            order=g.order, dt=s.dt * ms)
+                            order=g.order, clock=clock)
         if g.before_thresholds:  # in the group's order, so the draws keep the order of the thresholds
             group.run_regularly(g.before_thresholds, when="before_thresholds", order=g.order,
                                 name=f"{prefix}_{g.name}_draw")
@@ -119,7 +108,7 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
             setattr(objects[g.name], variable, linked_var(objects[source], source_variable))
     for syn in s.synapses:
         obj = Synapses(objects[syn.pre], objects[syn.post], model=syn.model, on_pre=syn.on_pre, on_post=syn.on_post,
-                       method="euler", namespace=namespace, name=f"{prefix}_{syn.name}", dt=s.dt * ms,
+                       method="euler", namespace=namespace, name=f"{prefix}_{syn.name}", clock=clock,
                        order=syn.order)
         _connect_dense(obj, len(objects[syn.pre]), len(objects[syn.post]))
         objects[syn.name] = obj
@@ -130,7 +119,9 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
             circuit.spike_monitors[mon.source] = EventMonitor(objects[mon.source], mon.event,
                                                               name=f"{prefix}_{mon.name}")
             continue
-        monitor = StateMonitor(objects[mon.source], list(mon.variables), record=True, dt=mon.dt * ms,
+        if mon.dt not in monitor_clocks:
+            monitor_clocks[mon.dt] = Clock(dt=mon.dt * ms, name=f"{prefix}_clock_{len(monitor_clocks)}")
+        monitor = StateMonitor(objects[mon.source], list(mon.variables), record=True, clock=monitor_clocks[mon.dt],
                                when="start", name=f"{prefix}_{mon.name}")
         if mon.name == "mon_test":
             circuit.test_monitor = monitor

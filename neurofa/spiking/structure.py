@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from neurofa.model import Model, Projection, compile_model
 from neurofa.model.rule import Estimators
 from neurofa.spikes import merge_windows, window_bounds
 from neurofa.spiking import equations as eq
+from neurofa.spiking.kernels import KERNEL_VERSION
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.tasks import TaskData
 
@@ -37,6 +39,12 @@ __all__ = ["GroupSpec", "SynapseSpec", "MonitorSpec", "Structure", "RunValues", 
 
 #: the dendritic potential each projection kind writes (a summed variable of its postsynaptic group)
 SUMMED_TARGET = {"W": "v_bas", "W_IP": "v_den", "B": "v_api_B", "B_PI": "v_api_I"}
+
+
+#: the modules that write Brian2 objects or generated code: their source is part of every build key, so a build on
+#: disk always belongs to the code that would generate it now
+_CODE_HASH = hashlib.sha1(b"".join((Path(__file__).parent / name).read_bytes()
+                                   for name in ("network.py", "device.py", "kernels.py"))).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,9 @@ class Structure:
     spike_windows: bool = False
     #: presentations per chunk of a run cut into chunks for checkpoints (0: one run)
     chunk_pres: int = 0
+    #: OpenMP threads of the standalone program (1: no OpenMP) and its floating-point type ("double", "single")
+    threads: int = 1
+    precision: str = "double"
 
     @property
     def n_layers(self) -> int:
@@ -134,7 +145,8 @@ class Structure:
     def key(self) -> str:
         """A 16-hex-digit hash of the structure and the Brian2 version: the name of its standalone build."""
         text = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha1(f"{text}|brian2 {version('brian2')}".encode()).hexdigest()[:16]
+        salt = f"brian2 {version('brian2')}|{KERNEL_VERSION}|{_CODE_HASH}"
+        return hashlib.sha1(f"{text}|{salt}".encode()).hexdigest()[:16]
 
     def synapse(self, name: str) -> SynapseSpec | None:
         return next((s for s in self.synapses if s.name == name), None)
@@ -295,6 +307,7 @@ def plan_structure(model: Model, cfg: Config, eff: EffectiveParameters, data: Ta
         n_train_pres=n_train, n_test_pres=n_test,
         record_interval=eff.record_interval, detail=detail, spike_groups=recorded, spike_windows=windows,
         chunk_pres=chunk_presentations(eff, n_train + n_test, target),
+        threads=cfg.spiking.threads, precision=cfg.spiking.precision,
     )
 
 

@@ -1,0 +1,308 @@
+r"""Compiled spiking programs: built once per structure, run by neurofa directly (numpy only, no Brian2).
+
+A standalone build (:mod:`neurofa.spiking.device`, which imports Brian2) leaves in its directory the compiled
+program ``main`` and ``program.json``, the :class:`Program` manifest: the Brian2 name and type of every variable
+and timed input a run may set, and the files in which the program leaves its monitors and its final state. Every
+run goes through :func:`run_program`: it writes the run's values as Brian2 does (arrays as files named by their
+content in ``static_arrays/``, scalars on the command line), calls ``main --results_dir DIR name=value ...`` and
+reads the results. So a process that finds a finished build of its structure does not import Brian2 or generate
+code at all (measured in ``scripts/bench_scale.py``: the time a re-run spends outside the simulation itself).
+
+A build's directory is named by :attr:`~neurofa.spiking.structure.Structure.key`, which hashes the structure,
+the Brian2 version and the source of the modules that generate the code: a manifest therefore never describes
+another program than the one beside it. :func:`stats` counts this process's builds and run time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurofa.atomic import atomic_write_text
+from neurofa.checkpoint import Checkpoint
+from neurofa.config import Config, ConfigError
+from neurofa.spiking.chunks import ChunkState, RunOutput, SeedStore, merge
+from neurofa.spiking.structure import RunValues, Structure
+
+__all__ = ["Program", "MonitorFiles", "run_seed", "run_program", "run_arguments", "stats", "available_cores",
+           "build_root", "MANIFEST"]
+
+#: the manifest's file name in a build directory
+MANIFEST = "program.json"
+#: SI factor of each unit of :class:`~neurofa.spiking.structure.RunValues` (what ``value * unit`` is in Brian2)
+_SI = {"Hz": 1.0, "1/ms": 1000.0, "ms": 0.001, "1": 1.0}
+
+_PROGRAMS: dict[str, Program] = {}
+_STATS: dict[str, float] = {"builds": 0, "build_s": 0.0, "run_s": 0.0, "simulation_s": 0.0}
+
+
+def stats() -> dict[str, Any]:
+    """This process's ``builds`` and ``cached_structures``, and the seconds spent building (``build_s``), in
+    runs of programs (``run_s``) and in the programs' main loops themselves (``simulation_s``)."""
+    return {"builds": int(_STATS["builds"]), "cached_structures": len(_PROGRAMS), "build_s": _STATS["build_s"],
+            "run_s": _STATS["run_s"], "simulation_s": _STATS["simulation_s"]}
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which SLURM and taskset restrict)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def build_root(cfg: Config) -> Path:
+    """``spiking.build_dir``, or ``$XDG_CACHE_HOME/neurofa/builds`` (``~/.cache/neurofa/builds``)."""
+    if cfg.spiking.build_dir:
+        return Path(cfg.spiking.build_dir).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neurofa" / "builds"
+
+
+@dataclass(frozen=True)
+class MonitorFiles:
+    """Where a program leaves one monitor: ``role`` ("weights", "layer", "test" or "spikes"), its source object,
+    the result file of its times (float64 s; for spikes also of its cell indices, int32) and, for state monitors,
+    the file and dtype of each recorded variable with the number of recorded cells or synapses (the files are
+    (samples × recorded) in C order)."""
+
+    role: str
+    source: str
+    times: str
+    indices: str = ""
+    variables: tuple[tuple[str, str, str], ...] = ()
+    n_recorded: int = 0
+
+
+@dataclass(frozen=True)
+class Program:
+    """The manifest of one compiled program.
+
+    ``variables`` maps every settable ``"object.variable"`` (neurofa's names) to its Brian2 name and dtype,
+    ``timed`` every TimedArray to its Brian2 name, ``state`` every state variable to its result file, ``monitors``
+    the monitors' files; ``float_type`` is the program's floating-point dtype.
+    """
+
+    key: str
+    variables: dict[str, tuple[str, str]]
+    timed: dict[str, str]
+    state: dict[str, str]
+    monitors: tuple[MonitorFiles, ...]
+    float_type: str
+
+    def save(self, directory: Path) -> None:
+        atomic_write_text(directory / MANIFEST, json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path, key: str) -> Program | None:
+        """The manifest in ``directory`` if it describes the build ``key`` and the program is there, else None."""
+        path = directory / MANIFEST
+        if not (path.is_file() and (directory / "main").is_file()):
+            return None
+        data = json.loads(path.read_text())
+        if data.get("key") != key:
+            return None
+        return cls(data["key"], {k: (v[0], v[1]) for k, v in data["variables"].items()}, data["timed"],
+                   data["state"], tuple(MonitorFiles(**{**m, "variables": tuple(map(tuple, m["variables"]))})
+                                        for m in data["monitors"]), data["float_type"])
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (processes that build the same structure wait for each other)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def program_for(cfg: Config, structure: Structure, values: RunValues) -> tuple[Program, Path]:
+    """The program of ``structure``: from this process's cache, from a finished build on disk, or built now
+    (:func:`neurofa.spiking.device.build`, which imports Brian2)."""
+    key = structure.key
+    directory = build_root(cfg) / key
+    if key in _PROGRAMS:
+        return _PROGRAMS[key], directory
+    program = Program.load(directory, key)
+    if program is None:
+        with _locked(Path(str(directory) + ".lock")):
+            program = Program.load(directory, key)
+            if program is None:
+                start = time.perf_counter()
+                device = importlib.import_module("neurofa.spiking.device")
+                program = device.build(structure, values, directory)
+                program.save(directory)
+                _STATS["builds"] += 1
+                _STATS["build_s"] += time.perf_counter() - start
+    _PROGRAMS[key] = program
+    return program, directory
+
+
+def run_arguments(structure: Structure, values: RunValues, state: dict[str, np.ndarray] | None = None,
+                  progress: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict[str, Any]:
+    """Every per-run value in SI units, keyed ``"object.variable"`` or ``"timed:<name>"``: shared constants,
+    initial weights (and input phases), the seed, the presentation arrays, and the progress switches (``on``,
+    the run's start and the whole run's end in ms); ``state`` (a previous chunk's end) replaces the initial
+    values it names."""
+    args: dict[str, Any] = {f"{obj}.{var}": value * _SI[unit] for (obj, var), (value, unit) in values.shared.items()}
+    initial: dict[str, Any] = {f"{obj}.w": w for obj, w in values.weights.items()}
+    if structure.regular_input:
+        initial["P0.phase"] = values.input_phase
+    for name, array in {**initial, **(state or {})}.items():
+        args[name] = np.asarray(array, dtype=float)
+    args["P0.rng_seed"] = float(values.seed)
+    on, offset_ms, total_ms = progress
+    args.update({"progress.progress_on": on, "progress.progress_offset": offset_ms * 1e-3,
+                 "progress.progress_total": total_ms * 1e-3})
+    timed: dict[str, Any] = {"stim": values.stim, "gate_learn": values.gate_learn}
+    if structure.target:
+        timed.update(target=values.target, gate_nudge=values.gate_nudge)
+    if structure.spike_windows:
+        timed["spike_window"] = values.spike_window
+    args.update({f"timed:{name}": np.asarray(a, dtype=float) for name, a in timed.items()})
+    return args
+
+
+def _command_line(program: Program, directory: Path, args: dict[str, Any]) -> list[str]:
+    """``name=value`` arguments as Brian2 writes them: one value on the command line, arrays as files named by
+    their content in ``static_arrays/`` (a file another run already wrote is reused)."""
+    out = []
+    for name, value in args.items():
+        if name.startswith("timed:"):
+            brian_name, dtype = program.timed[name[6:]] + ".values", program.float_type
+        else:
+            brian_name, dtype = program.variables[name]
+        array = np.asarray(value, dtype=dtype)
+        if array.size == 1:
+            out.append(f"{brian_name}={array.item()!r}")
+            continue
+        prefix = "init_" + brian_name.replace(".", "_") if not name.startswith("timed:") else \
+            f"init_{program.timed[name[6:]]}_values"
+        file = f"{prefix}_{hashlib.md5(np.ascontiguousarray(array).data).hexdigest()}.dat"
+        path = directory / "static_arrays" / file
+        if not path.exists():
+            with _locked(Path(str(path) + ".lock")):
+                if not path.exists():
+                    tmp = path.with_name(f".{file}.{os.getpid()}.tmp")
+                    array.tofile(tmp)
+                    os.replace(tmp, path)
+        out.append(f"{brian_name}=static_arrays/{file}")
+    return out
+
+
+def _times(raw_seconds: np.ndarray, dt: float) -> np.ndarray:
+    """Sample times in ms as exact multiples of dt (so chunks and whole runs agree bitwise)."""
+    return np.rint(raw_seconds / 0.001 / dt) * dt
+
+
+def _read(results: Path, program: Program, structure: Structure) -> RunOutput:
+    """The monitor data a program left in ``results`` (as :func:`neurofa.spiking.device.collect` reads it from
+    Brian2's monitors in runtime mode)."""
+    s = structure
+
+    def array(file: str, dtype: str) -> np.ndarray:
+        return np.fromfile(results / file, dtype=dtype)
+
+    weights, layers, test = {}, {}, {}
+    times = test_times = None
+    spikes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for mon in program.monitors:
+        if mon.role == "spikes":
+            steps = np.rint(array(mon.times, "float64") / 0.001 / s.dt).astype(np.int64)
+            spikes[mon.source] = (steps, array(mon.indices, "int32"))
+            continue
+        data = {var: array(file, dtype).reshape(-1, mon.n_recorded) for var, file, dtype in mon.variables}
+        sample_times = _times(array(mon.times, "float64"), s.dt)
+        if mon.role == "test":
+            test, test_times = data, sample_times
+        elif mon.role == "weights":
+            weights[mon.source] = data["w"]
+            times = sample_times
+        else:
+            layers.update({(mon.source, var): v for var, v in data.items()})
+            times = sample_times
+    if times is None:  # nothing plastic or recorded: only the grid is needed (a chunk's end is the next's start)
+        times = (np.arange(0.0, s.chunk_pres * s.t_pres - s.dt / 2, s.record_interval) if s.chunk_pres
+                 else np.arange(0.0, s.train_time + s.dt / 2, s.record_interval))
+    return RunOutput(times, weights, layers, test_times, test, 0.0, spikes)
+
+
+def run_program(cfg: Config, program: Program, directory: Path, structure: Structure, values: RunValues,
+                state: ChunkState | None = None, offset_ms: float = 0.0) -> tuple[RunOutput, ChunkState]:
+    """One run of a built program: from its initial values, or continuing ``state`` (a chunk's end); returns the
+    monitor data and the state at the end."""
+    results = Path(tempfile.mkdtemp(prefix="results_", dir=directory))
+    start = time.perf_counter()
+    try:
+        args = run_arguments(structure, values, state.variables if state is not None else None,
+                             (float(cfg.spiking.report), offset_ms, structure.end_time))
+        if state is not None:
+            state.rng.tofile(results / "neurofa_rng_in.bin")
+        command = [str(directory / "main"), "--results_dir", f"{results}/", *_command_line(program, directory, args)]
+        # Brian2 runs its programs with LD_BIND_NOW=1; only the child's environment gets it
+        env = {**os.environ, "LD_BIND_NOW": "1"}
+        with open(results / "stdout.txt", "w") as stdout:
+            code = subprocess.call(command, cwd=directory, env=env, stdout=None if cfg.spiking.report else stdout)
+        if code:
+            raise RuntimeError(f"the spiking program failed (exit {code}; project directory {directory}):\n"
+                               + (results / "stdout.txt").read_text()[-2000:])
+        out = _read(results, program, structure)
+        final = {name: np.fromfile(results / file, dtype=program.variables[name][1])
+                 for name, file in program.state.items()}
+        rng = np.fromfile(results / "neurofa_rng_out.bin", dtype=np.uint8)
+        _STATS["simulation_s"] += float((results / "last_run_info.txt").read_text().split()[0])
+    finally:
+        # the run-argument files stay in static_arrays/ (named by their content): a file of a weight that never
+        # changes is also another run's initial weights, which a concurrent run of the same build may be reading
+        shutil.rmtree(results, ignore_errors=True)
+    out.wall_s = time.perf_counter() - start
+    _STATS["run_s"] += out.wall_s
+    return out, ChunkState((state.next_chunk if state else 0) + 1, final, rng)
+
+
+def _chunked_run(cfg: Config, structure: Structure, values: RunValues, store: SeedStore | None) -> RunOutput:
+    """The run in chunks (:mod:`neurofa.spiking.chunks`), from the last finished chunk in ``store`` if any."""
+    s = structure
+    program, directory = program_for(cfg, s, values.chunk(s, 0))
+    state = store.state() if store is not None else None
+    first = state.next_chunk if state is not None else 0
+    outputs = [store.output(c) for c in range(first)] if store is not None else []
+    for c in range(first, s.n_chunks):
+        out, state = run_program(cfg, program, directory, s, values.chunk(s, c), state,
+                                 offset_ms=c * s.chunk_pres * s.t_pres)
+        if store is not None:
+            store.save(c, out, state)
+        outputs.append(out)
+    assert state is not None
+    return merge(s, outputs, state.variables)
+
+
+def run_seed(cfg: Config, structure: Structure, values: RunValues, checkpoint: Checkpoint | None = None) -> RunOutput:
+    """Simulate one run on ``cfg.spiking.device``; a structure cut into chunks runs chunk by chunk and, with a
+    ``checkpoint``, continues from the last chunk it finished."""
+    if cfg.spiking.device != "cpp_standalone":
+        device = importlib.import_module("neurofa.spiking.device")
+        out: RunOutput = device.runtime_run(cfg, structure, values)
+        return out
+    cores = available_cores()
+    if structure.threads > cores:
+        raise ConfigError(f"spiking.threads = {structure.threads} is too many for this process: {cores} cores are "
+                          f"available to it (os.sched_getaffinity); allowed: 1 to {cores} (an oversubscribed OpenMP "
+                          "program is many times slower)")
+    if structure.chunk_pres:
+        return _chunked_run(cfg, structure, values, SeedStore(checkpoint, values.seed) if checkpoint else None)
+    program, directory = program_for(cfg, structure, values)
+    return run_program(cfg, program, directory, structure, values)[0]

@@ -1,0 +1,150 @@
+"""Dense loops, threads, single precision and direct re-runs of the standalone programs (neurofa.spiking.kernels,
+neurofa.spiking.program).
+
+One 100-100-10 network (its W₁ of 10,000 synapses is split over threads) is built four times: with neurofa's dense
+loops (the default), with Brian2's own loops, with 2 threads and in single precision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurofa.circuit import circuit_task, initial_weights
+from neurofa.config import ConfigError, load_config
+from neurofa.spiking import kernels, program
+from neurofa.spiking.program import run_program
+from neurofa.spiking.structure import SpikingPlan
+
+pytest.importorskip("brian2")
+
+WIDE = {
+    "name": "wide_kernels",
+    "network": {"layers": [100, 100, 10], "self_predicting": True},
+    "plasticity": {"feedback": "pal", "eta_fw": [0.01, 0.01], "eta_ip": [0.01], "eta_pi": [0.01], "tau_lo": 0.0},
+    "task": {"name": "teacher", "n_train": 10, "n_test": 2, "t_pres": 50.0},
+    "simulation": {"duration": 500.0, "record_interval": 50.0, "record_detail": True},
+    "spiking": {"device": "cpp_standalone", "report": False, "t_pres": 50.0, "nu_max": 400.0},
+}
+
+
+def _run(cfg: object, stock: bool = False, directory: Path | None = None) -> object:
+    """Monitor output of seed 3; ``stock``: from a program with Brian2's own synapse loops, built in
+    ``directory``."""
+    plan = SpikingPlan.of(cfg)
+    data = circuit_task(cfg, 3)
+    structure = plan.structure(data)
+    values = plan.values(structure, data, initial_weights(cfg, [3]), 0, 3)
+    if not stock:
+        return program.run_seed(cfg, structure, values)
+    from neurofa.spiking import device
+
+    assert directory is not None
+    original = device._dense_projections
+    device._dense_projections = lambda *a: {}  # type: ignore[assignment]
+    try:
+        built = device.build(structure, values, directory)
+    finally:
+        device._dense_projections = original
+    return run_program(cfg, built, directory, structure, values)[0]
+
+
+def _spike_counts(out: object) -> np.ndarray:
+    return np.concatenate([v[-1] for (g, var), v in out.layers.items() if var == "n_spk"])  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def dense() -> object:
+    return _run(load_config(WIDE))
+
+
+def test_dense_loops_compute_brian2s_loops_to_rounding_with_the_same_spikes(dense: object,
+                                                                             tmp_path_factory: object) -> None:
+    stock = _run(load_config(WIDE), stock=True, directory=tmp_path_factory.mktemp("stock"))  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(_spike_counts(dense), _spike_counts(stock))
+    for name, w in stock.weights.items():  # type: ignore[attr-defined]
+        np.testing.assert_allclose(dense.weights[name], w, rtol=1e-11, atol=1e-13)  # type: ignore[attr-defined]
+    for key, v in stock.layers.items():  # type: ignore[attr-defined]
+        np.testing.assert_allclose(dense.layers[key], v, rtol=1e-10, atol=1e-11)  # type: ignore[attr-defined]
+
+
+def test_two_threads_give_the_one_thread_result_bitwise(dense: object) -> None:
+    if program.available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    threaded = _run(load_config(WIDE, {"spiking.threads": 2}))
+    for name, w in dense.weights.items():  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(threaded.weights[name], w)  # type: ignore[attr-defined]
+    for key, v in dense.layers.items():  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(threaded.layers[key], v)  # type: ignore[attr-defined]
+
+
+def test_single_precision_follows_double_to_float_rounding(dense: object) -> None:
+    single = _run(load_config(WIDE, {"spiking.precision": "single"}))
+    assert single.weights["W1"].dtype == np.float32  # type: ignore[attr-defined]
+    counts, counts64 = _spike_counts(single), _spike_counts(dense)
+    # a spike moves only where a probability lands within float rounding of its uniform draw
+    assert np.mean(counts != counts64) < 0.05, np.mean(counts != counts64)
+    for name, w in dense.weights.items():  # type: ignore[attr-defined]
+        rms = np.sqrt(np.mean((single.weights[name] - w) ** 2))  # type: ignore[attr-defined]
+        assert rms < 1e-3 * np.ptp(w[0]) + 1e-6, (name, rms)
+
+
+def test_a_new_process_reruns_the_build_without_brian2(dense: object, tmp_path: Path) -> None:
+    script = f"""
+import json, sys
+import numpy as np
+from neurofa.circuit import circuit_task, initial_weights
+from neurofa.config import load_config
+from neurofa.spiking import program
+from neurofa.spiking.structure import SpikingPlan
+cfg = load_config(json.loads({json.dumps(json.dumps(WIDE))}))
+plan = SpikingPlan.of(cfg)
+data = circuit_task(cfg, 3)
+structure = plan.structure(data)
+out = program.run_seed(cfg, structure, plan.values(structure, data, initial_weights(cfg, [3]), 0, 3))
+np.save({str(tmp_path / 'w.npy')!r}, out.weights["W1"])
+print(json.dumps({{"brian2": "brian2" in sys.modules, "builds": program.stats()["builds"]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-2000:]
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts == {"brian2": False, "builds": 0}
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), dense.weights["W1"])  # type: ignore[attr-defined]
+
+
+def test_threads_beyond_the_cores_are_refused() -> None:
+    cfg = load_config(WIDE, {"spiking.threads": program.available_cores() + 1})
+    with pytest.raises(ConfigError, match=r"spiking.threads = \d+ is too many"):
+        _run(cfg)
+
+
+def test_threads_need_the_standalone_device() -> None:
+    with pytest.raises(ConfigError, match="spiking.threads = 2 is not allowed with spiking.device = 'runtime'"):
+        from neurofa.config import check_backend
+
+        check_backend(load_config(WIDE, {"spiking.threads": 2, "spiking.device": "runtime"}), "spiking")
+
+
+def test_rewrites_touch_only_the_dense_projections_and_refuse_unknown_code() -> None:
+    p = kernels.DenseProjection("nfabc_W1", 3, 2)
+    other = "void _run_nfabc_P0_stateupdater_codeobject() { for(int _idx=0; _idx<_N; _idx++) {} }"
+    assert kernels.rewrite("code_objects/nfabc_P0_stateupdater_codeobject.cpp", other, {"nfabc_W1": p}) == other
+    with pytest.raises(RuntimeError, match="unexpected form"):
+        kernels.rewrite("code_objects/nfabc_W1_stateupdater_codeobject.cpp", "void _run_x() {}", {"nfabc_W1": p})
+    with pytest.raises(RuntimeError, match="unexpected form"):
+        kernels.rewrite("code_objects/nfabc_W1_summed_variable_v_bas_post_codeobject.cpp", "int x;",
+                        {"nfabc_W1": p})
+
+
+def test_small_projections_stay_on_one_thread() -> None:
+    small = kernels.DenseProjection("a", 10, 10)
+    large = kernels.DenseProjection("b", 100, 100)
+    assert kernels._parallel(small, 2) == "" and kernels._parallel(large, 1) == ""
+    assert "num_threads(2)" in kernels._parallel(large, 2)
+    assert large.n_pre * large.n_post >= kernels.PARALLEL_MIN_SYNAPSES > small.n_pre * small.n_post
