@@ -40,9 +40,10 @@ import numpy as np
 
 from neurofa.activations import activation
 from neurofa.circuit import STREAM_NOISE, InitialWeights, stream
-from neurofa.config import Config, Simulation
+from neurofa.config import Config, ConfigError, Simulation
 from neurofa.model import Model, Projection, Rule, compile_model
 from neurofa.model.rules.urbanczik import UrbanczikSenn
+from neurofa.rate import fused
 from neurofa.rate.schemes import SCHEMES, Scheme
 
 __all__ = ["Layout", "Microcircuit", "NoiseSource", "logistic"]
@@ -144,6 +145,7 @@ class Microcircuit:
         self.n_in = model.sizes[0]
         self.dt = simulation.dt
         self.prospective = simulation.prospective
+        self.scheme_name = simulation.scheme
         self.scheme: Scheme = SCHEMES[simulation.scheme]
         self.output_linear = model.output_linear
         self.phi = _transfer(model.activation)
@@ -155,6 +157,19 @@ class Microcircuit:
         for projection in model:
             projection.rule.rate_init(self, projection)
         self.reset_state()
+        self._choose_kernel(simulation.rate_kernel)
+
+    def _choose_kernel(self, kernel: str) -> None:
+        """``simulation.rate_kernel``: the compiled step of :mod:`neurofa.rate.fused` where it covers the batch
+        (``auto``) or always (``fused``, refused where it does not), else the scheme's numpy step."""
+        if kernel == "numpy":
+            return
+        reason = fused.unsupported_reason(self)
+        if reason and kernel == "fused":
+            raise ConfigError(f"simulation.rate_kernel = 'fused' is not allowed with {reason}; allowed: "
+                              "rate_kernel auto or numpy")
+        if not reason:
+            self.scheme = fused.fused_lagged
 
     @classmethod
     def of(cls, cfg: Config, weights: InitialWeights) -> Microcircuit:

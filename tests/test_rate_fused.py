@@ -1,0 +1,58 @@
+"""The compiled rate step (neurofa.rate.fused) computes the numpy step to rounding, and refuses what it does not
+cover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurofa.circuit import initial_weights
+from neurofa.config import ConfigError, load_config
+from neurofa.rate import fused
+from neurofa.rate.dynamics import Microcircuit
+from neurofa.rate.microcircuit import simulate
+
+pytest.importorskip("numba")
+
+FIG3 = "models/pal_backprojections.yaml"
+
+
+def _both(path: str, duration: float, seeds: list[int], **over: object) -> tuple:
+    base = {"simulation.duration": duration, "simulation.record_interval": duration / 4,
+            "simulation.record_detail": True, **over}
+    return tuple(simulate(load_config(path, {**base, "simulation.rate_kernel": k}), seeds)
+                 for k in ("numpy", "fused"))
+
+
+def _largest_relative_difference(a: object, b: object) -> float:
+    worst = 0.0
+    for name in a.data_vars:  # type: ignore[attr-defined]
+        x, y = np.asarray(a[name], dtype=float), np.asarray(b[name], dtype=float)  # type: ignore[index]
+        if x.size:
+            worst = max(worst, float(np.nanmax(np.abs(x - y)) / max(np.nanmax(np.abs(x)), 1e-300)))
+    return worst
+
+
+def test_the_fused_step_follows_the_numpy_step_on_pal_fig3() -> None:
+    reference, compiled = _both(FIG3, 200.0, [0, 1, 2])  # 20,000 steps of PAL and apical inhibition
+    assert _largest_relative_difference(reference, compiled) < 1e-12
+    # and it is the same run: PAL's angles moved, identically
+    angles = reference["angle_B_WT"]
+    assert bool((angles.isel(time=-1) < angles.isel(time=0) - 1.0).all())
+
+
+def test_the_fused_step_follows_the_numpy_step_when_forward_weights_learn() -> None:
+    reference, compiled = _both("models/microcircuit_teacher_30-50-10.yaml", 50.0, [0, 1],
+                                **{"simulation.scheme": "lagged", "plasticity.tau_lo": 0.0})
+    assert _largest_relative_difference(reference, compiled) < 1e-10
+
+
+def test_what_the_kernel_does_not_cover_is_refused_or_left_to_numpy() -> None:
+    cfg = load_config(FIG3, {"simulation.scheme": "instant", "simulation.rate_kernel": "fused"})
+    with pytest.raises(ConfigError, match=r"rate_kernel = 'fused' is not allowed with simulation.scheme = 'instant'"):
+        Microcircuit.of(cfg, initial_weights(cfg, [0]))
+    auto = load_config(FIG3, {"simulation.scheme": "instant", "simulation.rate_kernel": "auto"})
+    net = Microcircuit.of(auto, initial_weights(auto, [0]))
+    assert net.scheme is not fused.fused_lagged
+    bp = load_config("models/yinyang_bp.yaml", {"simulation.scheme": "lagged", "simulation.rate_kernel": "auto"})
+    assert "rule hooks" in fused.unsupported_reason(Microcircuit.of(bp, initial_weights(bp, [0])))
