@@ -63,6 +63,7 @@ from neurofa.results import (
 from neurofa.rundir import RunDirectory
 from neurofa.runner import BACKENDS, resolve_seeds, run, simulator
 from neurofa.spiking import structure_key
+from neurofa.spiking.program import available_cores
 
 __all__ = [
     "ClusterError",
@@ -353,14 +354,27 @@ def check_cluster(cluster: str, workers: int | None) -> None:
                           "tcp://HOST:PORT")
 
 
+def local_workers(workers: int | None, threads: int) -> int:
+    """Worker processes of a local cluster whose points run ``threads`` threads each: ``workers``, or as many as
+    the cores allow; refuses more cores than this process may use (oversubscribed OpenMP is many times slower)."""
+    cores = available_cores()
+    n = workers or (max(1, cores // threads) if threads > 1 else 2)
+    if threads > 1 and n * threads > cores:
+        raise ConfigError(f"--workers = {n} with spiking.threads = {threads} needs {n * threads} cores, but {cores} "
+                          f"are available; allowed: workers × threads ≤ {cores}")
+    return n
+
+
 @contextmanager
 def open_cluster(
-    cluster: str, workers: int | None, options: dict[str, Any], out: Path
+    cluster: str, workers: int | None, options: dict[str, Any], out: Path, threads: int = 1
 ) -> Iterator[tuple[Any, int]]:
-    """Yield ``(client, expected_workers)`` for ``local``, ``slurm`` or a scheduler address; close what it started."""
+    """Yield ``(client, expected_workers)`` for ``local``, ``slurm`` or a scheduler address; close what it started.
+    ``threads`` is the cores each point uses (``spiking.threads``): a local cluster starts no more workers than
+    the cores allow, and SLURM jobs request that many cores per worker."""
     check_cluster(cluster, workers)
     if cluster == "local":
-        n = workers or 2
+        n = local_workers(workers, threads)
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR) as local, Client(local) as client:
             yield client, n
@@ -372,7 +386,12 @@ def open_cluster(
             raise ClusterError("--cluster slurm needs dask-jobqueue: pip install 'neurofa[cluster]'") from None
         jobs = int(opts.pop("jobs", workers or 2))
         start_timeout = opts.pop("start_timeout", None)
-        kwargs = {"cores": 1, "memory": "2GB", "walltime": "01:00:00", "processes": 1, "python": sys.executable,
+        cores = int(opts.pop("cores", threads))
+        processes = int(opts.get("processes", 1))
+        if cores < threads * processes:
+            raise ConfigError(f"cluster option cores = {cores} is too few for {processes} worker(s) per job with "
+                              f"spiking.threads = {threads}; allowed: cores ≥ {threads * processes}")
+        kwargs = {"cores": cores, "memory": "2GB", "walltime": "01:00:00", "processes": 1, "python": sys.executable,
                   "log_directory": str(out / "slurm-logs"), **opts}
         kwargs["job_script_prologue"] = list(kwargs.get("job_script_prologue") or []) + [
             "export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"]
@@ -537,12 +556,15 @@ def sweep(
     overrides: dict[str, Any] | list[str] | None = None,
     plots: bool = True,
     overwrite: bool = False,
+    threads: int | None = None,
 ) -> SweepResult:
     """Run ``config`` for every combination of ``grid`` values and every seed on a Dask cluster.
 
     ``grid`` maps dotted keys to value lists (:func:`parse_grid`); ``seeds`` is N (seeds 0…N−1), a list, or None
     (``simulation.seeds``); ``cluster`` is ``local``, ``slurm`` or ``tcp://HOST:PORT``; ``workers`` the local worker
     processes or SLURM jobs; ``backend`` ``rate``, ``spiking`` or a callable ``simulate(cfg, seeds, progress)``.
+    ``threads`` sets ``spiking.threads`` of every point (spiking backend): local clusters then start at most
+    cores ÷ threads workers, SLURM jobs request threads cores per worker.
     Every grid point's configuration is validated before anything starts. Finished points under ``out/points``
     are kept, so calling again with the same arguments resumes (and retries failed points); ``overwrite`` starts
     afresh. ``out`` is a run directory (:class:`neurofa.rundir.RunDirectory`: locked while the sweep runs, marked
@@ -550,6 +572,13 @@ def sweep(
     ``.failed`` and summary.json, and their values in the dataset are NaN.
     """
     started = time.perf_counter()
+    if threads is not None:
+        if backend != "spiking":
+            raise ConfigError(f"threads = {threads!r} is not allowed with backend = {backend!r}; allowed: the spiking "
+                              "backend (spiking.threads)")
+        if threads < 1:
+            raise ConfigError(f"threads = {threads!r} is invalid: must be ≥ 1")
+        overrides = _with_override(overrides, "spiking.threads", int(threads))
     plan = _plan(config, grid, seeds, backend, overrides)
     check_cluster(cluster, workers)
     out = Path(out)
@@ -563,15 +592,23 @@ def sweep(
         failed: list[FailedPoint] = []
         computed = 0
         if any(todo):
+            point_threads = max(c.spiking.threads for c in plan.configs) if plan.backend == "spiking" else 1
             computed, failed = _run_tasks(plan.configs, plan.coords, plan.hashes, todo, backend, cluster, workers,
                                           cluster_options or {}, out, n_total, n_total - sum(map(len, todo)),
-                                          progress)
+                                          progress, point_threads)
         result = _merged(plan, points_dir, failed, computed, out, time.perf_counter() - started)
         with dask.config.set(scheduler="synchronous"):
             result.write(rundir, plots=sweep_figure if plots else False)
     finally:
         rundir.release()
     return result
+
+
+def _with_override(overrides: dict[str, Any] | list[str] | None, key: str, value: Any) -> dict[str, Any] | list[str]:
+    """``overrides`` (a mapping or ``KEY=VALUE`` strings) with ``key`` set to ``value``."""
+    if isinstance(overrides, list):
+        return [*overrides, f"{key}={value}"]
+    return {**(overrides or {}), key: value}
 
 
 @dataclass
@@ -680,13 +717,14 @@ def _run_tasks(
     n_total: int,
     n_done: int,
     progress: bool,
+    threads: int = 1,
 ) -> tuple[int, list[FailedPoint]]:
     """Submit the unfinished points, follow them as they complete, return (points computed, failures)."""
     spiking = backend == "spiking"
     failed: list[FailedPoint] = []
     computed = 0
     points_dir = str(out / "points")
-    with open_cluster(cluster, workers, options, out) as (client, n_workers):
+    with open_cluster(cluster, workers, options, out, threads) as (client, n_workers):
         if progress:
             _print_dashboard(client)
         if spiking:
