@@ -1,0 +1,203 @@
+"""Benchmark of the spiking backend at width, with threads and in single precision, and of the rate reference.
+
+Networks: Bars 9-30-3 (PAL), PAL Fig 3 5-20-10-20-5 (``models/spiking_backprojections.yaml``: backprojections
+and apical inhibition plastic, dt 0.1 ms), and teacher-student 100-300-10 and 784-100-10 (every projection plastic,
+FA, which runs PAL's program with η_bw = σ = 0).
+
+For every network, thread count (1, 2) and precision (double, single), in an empty build directory:
+
+- **first call**: a fresh process that builds and runs (seed 0);
+- **re-run**: another fresh process, seed 1 and other learning rates through the run arguments of the cached build.
+  *outside* is the time the call to ``neurofa.spiking.simulate`` spends outside the program's main loop (writing
+  the run arguments, starting the program, reading its results, building the dataset); *process* also counts
+  starting Python and importing neurofa (Brian2 is not imported on a re-run).
+
+Speeds use the program's own main-loop time (``last_run_info.txt``, :func:`neurofa.spiking.program.stats`):
+real-time factor = simulated s / main-loop s; synapse updates/s count every synapse of W, W^IP, B and B^PI once
+per time step. Rate rows: seed-steps/s of the rate backend (``simulate``, whole process minus imports) at 10 seeds
+on the same sizes. Runs one after another: nothing else should run on the machine (a 2-thread run needs both
+cores).
+
+Usage: ``python scripts/bench_scale.py [--quick] [--out scripts/bench_scale.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: simulated seconds per network (short enough for a bench, long enough that start-up does not dominate)
+SECONDS = {"9-30-3": 20.0, "5-20-10-20-5": 20.0, "100-300-10": 4.0, "784-100-10": 4.0}
+
+
+def network_config(name: str, seconds: float) -> dict[str, Any]:
+    """The configuration (a mapping) of ``name`` for ``seconds`` of spiking time."""
+    spiking = {"device": "cpp_standalone", "report": False}
+    if name == "5-20-10-20-5":
+        from neurofa.config import load_config, to_dict
+
+        data = to_dict(load_config(ROOT / "models" / "spiking_backprojections.yaml"))
+        k = data["spiking"]["t_pres"] / data["task"]["t_pres"]  # the file's time scale
+        data["simulation"].update(duration=seconds * 1000.0 / k, record_interval=seconds * 100.0 / k)
+        data["spiking"].update(spiking)
+        return data
+    if name == "9-30-3":
+        return {"name": "bars", "network": {"layers": [9, 30, 3]},
+                "task": {"name": "bars", "n_train": 8, "t_pres": 50.0},
+                "plasticity": {"feedback": "pal", "eta_fw": [0.002], "eta_ip": [0.002], "eta_pi": [0.002],
+                               "eta_bw": [50.0], "tau_lo": 0.0},
+                "simulation": {"duration": seconds * 1000.0, "record_interval": seconds * 100.0},
+                "spiking": spiking}
+    layers = [int(n) for n in name.split("-")]
+    return {"name": f"teacher_{name}", "network": {"layers": layers, "self_predicting": True},
+            "plasticity": {"feedback": "fa", "eta_fw": [0.001, 0.001], "eta_ip": [0.001], "eta_pi": [0.001],
+                           "tau_lo": 0.0},
+            "task": {"name": "teacher", "n_train": 100, "n_test": 10, "t_pres": 100.0},
+            "simulation": {"duration": seconds * 1000.0, "record_interval": seconds * 100.0},
+            "spiking": {**spiking, "t_pres": 100.0}}
+
+
+def n_synapses(layers: list[int]) -> int:
+    n = sum(a * b for a, b in zip(layers[:-1], layers[1:]))  # W
+    return n + 3 * sum(layers[i] * layers[i + 1] for i in range(1, len(layers) - 1))  # W_IP, B_PI, B
+
+
+def _one(args: argparse.Namespace) -> None:
+    """Worker mode: one spiking run in this fresh process; prints a JSON line."""
+    started = time.perf_counter()
+    from neurofa import spiking
+    from neurofa.config import load_config
+    from neurofa.spiking import program
+
+    imported = time.perf_counter()
+    data = network_config(args.network, args.seconds)
+    over = {"spiking.threads": args.threads, "spiking.precision": args.precision, "spiking.build_dir": args.build_dir}
+    if args.seed:  # a re-run: other learning rates through run arguments
+        over["plasticity.eta_pi"] = [2 * e for e in load_config(data).plasticity.eta_pi]
+    cfg = load_config(data, over)
+    t0 = time.perf_counter()
+    spiking.simulate(cfg, [args.seed], progress=False)
+    call = time.perf_counter() - t0
+    st = program.stats()
+    print(json.dumps({"import_s": imported - started, "call_s": call, "build_s": st["build_s"],
+                      "builds": st["builds"], "simulation_s": st["simulation_s"], "process_s": time.perf_counter()
+                      - started, "brian2_imported": "brian2" in sys.modules, "layers": cfg.network.layers,
+                      "dt_ms": cfg.spiking.dt}))
+
+
+def spiking_rows(networks: list[str], threads: list[int], precisions: list[str], quick: bool) -> list[dict]:
+    rows = []
+    for name in networks:
+        seconds = SECONDS[name] / (4 if quick else 1)
+        for n_threads in threads:
+            for precision in precisions:
+                with tempfile.TemporaryDirectory(prefix="bench_scale_") as build_dir:
+                    for call, seed in (("first call", 0), ("re-run", 1)):
+                        t0 = time.perf_counter()
+                        done = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(n_threads),
+                                               "--precision", precision, "--seed", str(seed), "--seconds",
+                                               str(seconds), "--build-dir", build_dir],
+                                              capture_output=True, text=True,
+                                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                        wall = time.perf_counter() - t0
+                        if done.returncode:
+                            raise RuntimeError(done.stderr[-3000:])
+                        r = json.loads(done.stdout.strip().splitlines()[-1])
+                        steps = seconds / (r["dt_ms"] / 1000.0)
+                        sim = r["simulation_s"]
+                        row = {"network": name, "threads": n_threads, "precision": precision, "call": call,
+                               "simulated_s": seconds, "builds": r["builds"], "build_s": r["build_s"],
+                               "simulation_s": sim, "realtime_factor": seconds / sim,
+                               "synapses": n_synapses(r["layers"]),
+                               "synapse_updates_per_s": n_synapses(r["layers"]) * steps / sim,
+                               "outside_s": r["call_s"] - r["build_s"] - sim, "process_s": wall,
+                               "process_outside_s": wall - r["build_s"] - sim, "import_s": r["import_s"],
+                               "brian2_imported": r["brian2_imported"]}
+                        rows.append(row)
+                        print(f"{name:>14} {n_threads:>2} {precision:>6} {call:>10} {row['builds']:>2} "
+                              f"{row['simulation_s']:8.2f} {row['realtime_factor']:9.2f} "
+                              f"{row['synapse_updates_per_s']:10.3g} {row['outside_s']:8.2f} "
+                              f"{row['process_outside_s']:8.2f}", flush=True)
+    return rows
+
+
+def rate_rows(networks: list[str], quick: bool) -> list[dict]:
+    """Seed-steps/s of the rate backend at 10 seeds (whole ``simulate`` call), numpy and fused kernels."""
+    from neurofa.config import load_config
+    from neurofa.rate import fused
+    from neurofa.rate.dynamics import Microcircuit
+    from neurofa.rate.microcircuit import simulate
+
+    rows = []
+    for name in networks + ["784-500-10"]:
+        if name == "5-20-10-20-5":
+            cfg = load_config(ROOT / "models" / "pal_backprojections.yaml")
+            duration = 10000.0 / (10 if quick else 1)  # Fig 3: 10 s of rate time
+        else:
+            data = network_config("784-100-10" if name == "784-500-10" else name, 1.0)
+            data["network"]["layers"] = [int(n) for n in name.split("-")]
+            data.pop("spiking")
+            cfg = load_config(data, {"simulation.scheme": "lagged"})
+            duration = 1000.0 / (10 if quick else 1)
+        for kernel in ("numpy", "fused"):
+            run = load_config(cfg, {"simulation.duration": duration, "simulation.record_interval": duration / 10,
+                                    "simulation.rate_kernel": kernel})
+            if kernel == "fused":
+                from neurofa.circuit import initial_weights
+
+                reason = fused.unsupported_reason(Microcircuit.of(run, initial_weights(run, [0])))
+                if reason:
+                    print(f"{name:>14} rate fused: not covered ({reason})")
+                    continue
+            t0 = time.perf_counter()
+            simulate(run, list(range(10)))
+            wall = time.perf_counter() - t0
+            steps = duration / run.simulation.dt
+            rows.append({"network": name, "kernel": kernel, "seeds": 10, "steps": steps, "wall_s": wall,
+                         "seed_steps_per_s": 10 * steps / wall})
+            print(f"{name:>14} rate {kernel:>5} 10 seeds {steps:>9.0f} steps {wall:7.2f} s "
+                  f"{10 * steps / wall:12,.0f} seed-steps/s", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the simulated time")
+    parser.add_argument("--networks", nargs="*", default=list(SECONDS))
+    parser.add_argument("--threads-list", nargs="*", type=int, default=[1, 2])
+    parser.add_argument("--precisions", nargs="*", default=["double", "single"])
+    parser.add_argument("--no-rate", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_scale.json"))
+    parser.add_argument("--one", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="double", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--build-dir", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        args.network = args.one
+        _one(args)
+        return
+    print(f"{'network':>14} {'th':>2} {'prec':>6} {'call':>10} {'b':>2} {'loop s':>8} {'×realtime':>9} "
+          f"{'syn upd/s':>10} {'outside':>8} {'+process':>8}")
+    rows = spiking_rows(args.networks, args.threads_list, args.precisions, args.quick)
+    rate = [] if args.no_rate else rate_rows(args.networks, args.quick)
+    report = {"spiking": rows, "rate": rate, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                                        "load_average": os.getloadavg()}}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
