@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--threads-list", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--precisions", nargs="*", default=["double", "single"])
     parser.add_argument("--no-rate", action="store_true")
+    parser.add_argument("--no-spiking", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_scale.json"))
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -191,7 +192,7 @@ def main() -> None:
         return
     print(f"{'network':>14} {'th':>2} {'prec':>6} {'call':>10} {'b':>2} {'loop s':>8} {'×realtime':>9} "
           f"{'syn upd/s':>10} {'outside':>8} {'+process':>8}")
-    rows = spiking_rows(args.networks, args.threads_list, args.precisions, args.quick)
+    rows = [] if args.no_spiking else spiking_rows(args.networks, args.threads_list, args.precisions, args.quick)
     rate = [] if args.no_rate else rate_rows(args.networks, args.quick)
     report = {"spiking": rows, "rate": rate, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                                                         "load_average": os.getloadavg()}}

@@ -53,7 +53,7 @@ def n_synapses(sizes: list[int]) -> int:
 
 def bench(name: str, data: dict, device_name: str, build_dir: str) -> list[dict]:
     from neurofa import spiking
-    from neurofa.spiking import device
+    from neurofa.spiking import program as device
 
     data = json.loads(json.dumps(data))
     data["spiking"].update(device=device_name, build_dir=build_dir)

@@ -9,8 +9,9 @@ that mean field. Brian2 is imported on the first simulation: importing :mod:`neu
 Modules: :mod:`~neurofa.spiking.params` (timing, the exact rate mean field, the backend's checks),
 :mod:`~neurofa.spiking.equations` (the neurons' Brian2 equations), :mod:`~neurofa.spiking.structure` (groups,
 synapses and monitors as data, per-run values), :mod:`~neurofa.spiking.network` (Brian2 objects),
-:mod:`~neurofa.spiking.device` (runtime / cpp_standalone, one build per structure), :mod:`~neurofa.spiking.collect`
-(monitor data → dataset).
+:mod:`~neurofa.spiking.device` (Brian2: the standalone build of a structure, runtime runs),
+:mod:`~neurofa.spiking.kernels` (the dense loops of the generated code), :mod:`~neurofa.spiking.program` (runs of
+built programs, without Brian2), :mod:`~neurofa.spiking.collect` (monitor data → dataset).
 """
 
 from __future__ import annotations

@@ -152,13 +152,17 @@ RNG_SAVE_CPP = r"""
 CLOCK_COMPARISON = ("fabs(s-t)<=Clock_epsilon)", "fabs(s-t)<=Clock_epsilon*fmax(1.0, fabs(t)))")
 #: Brian2's main loop reads the process CPU clock after every time step (``std::clock``, a system call where the
 #: virtual machine has no vDSO CPU clock: 200,000 calls were most of the kernel time of 20 s of the Fig 3
-#: network); neurofa's programs read it once, after the loop (the run time Brian2 reports is the same)
+#: network), and reports that CPU time as the run time (with threads, the sum over threads). neurofa's programs
+#: read a steady wall clock once before and once after the loop, and report that
+CLOCK_HEADER = ("#include <ctime>\n", "#include <ctime>\n#include <chrono>\n")
+CLOCK_START = ("    start = std::clock();\n",
+               "    start = std::clock();\n    const auto neurofa_wall_start = std::chrono::steady_clock::now();\n")
 CLOCK_READ = ("        current = std::clock();\n"
               "        elapsed_realtime = (double)(current - start)/(1 * CLOCKS_PER_SEC);\n", "")
 CLOCK_READ_AFTER = ("    Network::_globally_running = false;\n",
-                    "    Network::_globally_running = false;\n"
-                    "    elapsed_realtime = (double)(std::clock() - start)/CLOCKS_PER_SEC;\n")
-NETWORK_PATCHES = (CLOCK_COMPARISON, CLOCK_READ, CLOCK_READ_AFTER)
+                    "    Network::_globally_running = false;\n    elapsed_realtime = std::chrono::duration<double>("
+                    "std::chrono::steady_clock::now() - neurofa_wall_start).count();\n")
+NETWORK_PATCHES = (CLOCK_COMPARISON, CLOCK_HEADER, CLOCK_START, CLOCK_READ, CLOCK_READ_AFTER)
 
 
 class _Device(CPPStandaloneDevice):
@@ -291,7 +295,8 @@ def _manifest(dev: Any, circuit: Circuit, key: str, precision: str) -> Program:
     monitors += [MonitorFiles("spikes", src, dev.get_array_filename(mon.variables["t"]),
                               dev.get_array_filename(mon.variables["i"]))
                  for src, mon in circuit.spike_monitors.items()]
-    return Program(key, variables, {name: ta.name for name, ta in circuit.timed.items()}, state, tuple(monitors),
+    timed = {name: (ta.name, np.dtype(ta.values.dtype).name) for name, ta in circuit.timed.items()}
+    return Program(key, variables, timed, state, tuple(monitors),
                    np.dtype(FLOAT_TYPES[precision]).name)
 
 

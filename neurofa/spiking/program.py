@@ -89,13 +89,13 @@ class Program:
     """The manifest of one compiled program.
 
     ``variables`` maps every settable ``"object.variable"`` (neurofa's names) to its Brian2 name and dtype,
-    ``timed`` every TimedArray to its Brian2 name, ``state`` every state variable to its result file, ``monitors``
+    ``timed`` every TimedArray to its Brian2 name and dtype (float64 in either precision), ``state`` every state variable to its result file, ``monitors``
     the monitors' files; ``float_type`` is the program's floating-point dtype.
     """
 
     key: str
     variables: dict[str, tuple[str, str]]
-    timed: dict[str, str]
+    timed: dict[str, tuple[str, str]]
     state: dict[str, str]
     monitors: tuple[MonitorFiles, ...]
     float_type: str
@@ -112,7 +112,8 @@ class Program:
         data = json.loads(path.read_text())
         if data.get("key") != key:
             return None
-        return cls(data["key"], {k: (v[0], v[1]) for k, v in data["variables"].items()}, data["timed"],
+        return cls(data["key"], {k: (v[0], v[1]) for k, v in data["variables"].items()},
+                   {k: (v[0], v[1]) for k, v in data["timed"].items()},
                    data["state"], tuple(MonitorFiles(**{**m, "variables": tuple(map(tuple, m["variables"]))})
                                         for m in data["monitors"]), data["float_type"])
 
@@ -182,15 +183,15 @@ def _command_line(program: Program, directory: Path, args: dict[str, Any]) -> li
     out = []
     for name, value in args.items():
         if name.startswith("timed:"):
-            brian_name, dtype = program.timed[name[6:]] + ".values", program.float_type
+            timed_name, dtype = program.timed[name[6:]]
+            brian_name = timed_name + ".values"
         else:
             brian_name, dtype = program.variables[name]
         array = np.asarray(value, dtype=dtype)
         if array.size == 1:
             out.append(f"{brian_name}={array.item()!r}")
             continue
-        prefix = "init_" + brian_name.replace(".", "_") if not name.startswith("timed:") else \
-            f"init_{program.timed[name[6:]]}_values"
+        prefix = "init_" + brian_name.replace(".", "_")
         file = f"{prefix}_{hashlib.md5(np.ascontiguousarray(array).data).hexdigest()}.dat"
         path = directory / "static_arrays" / file
         if not path.exists():
@@ -209,7 +210,7 @@ def _times(raw_seconds: np.ndarray, dt: float) -> np.ndarray:
 
 
 def _read(results: Path, program: Program, structure: Structure) -> RunOutput:
-    """The monitor data a program left in ``results`` (as :func:`neurofa.spiking.device.collect` reads it from
+    """The monitor data a program left in ``results`` (as :func:`neurofa.spiking.device.runtime_run` reads it from
     Brian2's monitors in runtime mode)."""
     s = structure
 
@@ -255,10 +256,12 @@ def run_program(cfg: Config, program: Program, directory: Path, structure: Struc
         # Brian2 runs its programs with LD_BIND_NOW=1; only the child's environment gets it
         env = {**os.environ, "LD_BIND_NOW": "1"}
         with open(results / "stdout.txt", "w") as stdout:
-            code = subprocess.call(command, cwd=directory, env=env, stdout=None if cfg.spiking.report else stdout)
-        if code:
-            raise RuntimeError(f"the spiking program failed (exit {code}; project directory {directory}):\n"
-                               + (results / "stdout.txt").read_text()[-2000:])
+            done = subprocess.run(command, cwd=directory, env=env, stdout=None if cfg.spiking.report else stdout,
+                                  stderr=subprocess.PIPE, text=True)
+        # the program reports a run argument it cannot read on stderr and goes on with the built-in values
+        if done.returncode or "Error" in done.stderr:
+            raise RuntimeError(f"the spiking program failed (exit {done.returncode}; project directory "
+                               f"{directory}):\n{done.stderr[-2000:]}{(results / 'stdout.txt').read_text()[-2000:]}")
         out = _read(results, program, structure)
         final = {name: np.fromfile(results / file, dtype=program.variables[name][1])
                  for name, file in program.state.items()}
