@@ -48,7 +48,8 @@ def timed_sweep(cfg, grid, seeds, n_workers, backend, out):
             from dask.distributed import Client
 
             with Client(cluster.scheduler_address) as client:
-                extra["worker_stats"] = client.run(lambda: __import__("neurofa.spiking.program").spiking.program.stats())
+                extra["worker_stats"] = client.run(
+                    lambda: __import__("neurofa.spiking.program").spiking.program.stats())
     if result.failed:
         raise RuntimeError(f"{len(result.failed)} points failed, first: {result.failed[0]}")
     return startup, wall, result, extra

@@ -89,8 +89,9 @@ class Program:
     """The manifest of one compiled program.
 
     ``variables`` maps every settable ``"object.variable"`` (neurofa's names) to its Brian2 name and dtype,
-    ``timed`` every TimedArray to its Brian2 name and dtype (float64 in either precision), ``state`` every state variable to its result file, ``monitors``
-    the monitors' files; ``float_type`` is the program's floating-point dtype.
+    ``timed`` every TimedArray to its Brian2 name and dtype (float64 in either precision), ``state`` every state
+    variable to its result file, ``monitors`` the monitors' files; ``float_type`` is the program's floating-point
+    dtype.
     """
 
     key: str
