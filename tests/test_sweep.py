@@ -138,6 +138,25 @@ def test_cluster_names_and_options_are_checked(tmp_path):
     assert issubclass(ClusterError, ConfigError)
 
 
+def test_threads_per_point_never_oversubscribe_the_cores(tmp_path, monkeypatch):
+    import importlib
+
+    sweep_module = importlib.import_module("neurofa.sweep")
+
+    monkeypatch.setattr(sweep_module, "available_cores", lambda: 8)
+    assert sweep_module.local_workers(None, 1) == 2  # the default without threads
+    assert sweep_module.local_workers(None, 4) == 2 and sweep_module.local_workers(None, 3) == 2
+    assert sweep_module.local_workers(4, 2) == 4
+    with pytest.raises(ConfigError, match=r"--workers = 3 with spiking.threads = 4 needs 12 cores, but 8 are"):
+        sweep_module.local_workers(3, 4)
+    with pytest.raises(ConfigError, match="threads = 2 is not allowed with backend = 'rate'"):
+        sweep(BASE, {"plasticity.eta_bw": [1]}, seeds=1, out=tmp_path / "r", backend="rate", threads=2)
+    pytest.importorskip("dask_jobqueue")
+    with pytest.raises(ConfigError, match="cores = 1 is too few for 1 worker.*spiking.threads = 2"):
+        with sweep_module.open_cluster("slurm", 1, {"cores": 1}, tmp_path, threads=2):
+            pass
+
+
 def test_plan_batches_seeds_of_a_configuration_but_keeps_workers_busy():
     todo = [[0, 1, 2, 3]] * 4
     tasks = plan_tasks(todo, n_workers=2, batched=True)
