@@ -148,3 +148,16 @@ def test_small_projections_stay_on_one_thread() -> None:
     assert kernels._parallel(small, 2) == "" and kernels._parallel(large, 1) == ""
     assert "num_threads(2)" in kernels._parallel(large, 2)
     assert large.n_pre * large.n_post >= kernels.PARALLEL_MIN_SYNAPSES > small.n_pre * small.n_post
+
+
+def test_a_relative_build_dir_is_resolved_before_the_program_runs_in_it(tmp_path: Path, monkeypatch: object) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    cfg = load_config(WIDE, {"spiking.build_dir": "builds"})
+    plan = SpikingPlan.of(cfg)
+    data = circuit_task(cfg, 0)
+    structure = plan.structure(data)
+    found = []
+    monkeypatch.setattr(program.Program, "load",  # type: ignore[attr-defined]
+                        classmethod(lambda cls, d, key: found.append(d) or "manifest"))
+    _, directory = program.program_for(cfg, structure, plan.values(structure, data, initial_weights(cfg, [0]), 0, 0))
+    assert directory.is_absolute() and directory == tmp_path / "builds" / structure.key and found == [directory]

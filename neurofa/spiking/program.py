@@ -46,6 +46,7 @@ MANIFEST = "program.json"
 #: SI factor of each unit of :class:`~neurofa.spiking.structure.RunValues` (what ``value * unit`` is in Brian2)
 _SI = {"Hz": 1.0, "1/ms": 1000.0, "ms": 0.001, "1": 1.0}
 
+#: the programs this process has used, by build directory
 _PROGRAMS: dict[str, Program] = {}
 _STATS: dict[str, float] = {"builds": 0, "build_s": 0.0, "run_s": 0.0, "simulation_s": 0.0}
 
@@ -135,9 +136,9 @@ def program_for(cfg: Config, structure: Structure, values: RunValues) -> tuple[P
     """The program of ``structure``: from this process's cache, from a finished build on disk, or built now
     (:func:`neurofa.spiking.device.build`, which imports Brian2)."""
     key = structure.key
-    directory = build_root(cfg) / key
-    if key in _PROGRAMS:
-        return _PROGRAMS[key], directory
+    directory = (build_root(cfg) / key).absolute()  # the program runs in its directory
+    if str(directory) in _PROGRAMS:
+        return _PROGRAMS[str(directory)], directory
     program = Program.load(directory, key)
     if program is None:
         with _locked(Path(str(directory) + ".lock")):
@@ -149,7 +150,7 @@ def program_for(cfg: Config, structure: Structure, values: RunValues) -> tuple[P
                 program.save(directory)
                 _STATS["builds"] += 1
                 _STATS["build_s"] += time.perf_counter() - start
-    _PROGRAMS[key] = program
+    _PROGRAMS[str(directory)] = program
     return program, directory
 
 
