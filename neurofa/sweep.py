@@ -386,8 +386,8 @@ def open_cluster(
             raise ClusterError("--cluster slurm needs dask-jobqueue: pip install 'neurofa[cluster]'") from None
         jobs = int(opts.pop("jobs", workers or 2))
         start_timeout = opts.pop("start_timeout", None)
-        cores = int(opts.pop("cores", threads))
         processes = int(opts.get("processes", 1))
+        cores = int(opts.pop("cores", threads * processes))
         if cores < threads * processes:
             raise ConfigError(f"cluster option cores = {cores} is too few for {processes} worker(s) per job with "
                               f"spiking.threads = {threads}; allowed: cores ≥ {threads * processes}")

@@ -53,7 +53,7 @@ def n_synapses(sizes: list[int]) -> int:
 
 def bench(name: str, data: dict, device_name: str, build_dir: str) -> list[dict]:
     from neurofa import spiking
-    from neurofa.spiking import program as device
+    from neurofa.spiking import program
 
     data = json.loads(json.dumps(data))
     data["spiking"].update(device=device_name, build_dir=build_dir)
@@ -62,7 +62,7 @@ def bench(name: str, data: dict, device_name: str, build_dir: str) -> list[dict]
         if device_name == "runtime" and label != "first call":
             continue
         cfg = load_config(data, {"plasticity.eta_bw": [eta_bw]})
-        builds0 = device.stats()["builds"]
+        builds0 = program.stats()["builds"]
         start = time.perf_counter()
         ds = spiking.simulate(cfg, [seed], progress=False)
         wall = time.perf_counter() - start
@@ -71,7 +71,7 @@ def bench(name: str, data: dict, device_name: str, build_dir: str) -> list[dict]
         run_wall = extra["spiking_run_wall_s"]
         steps = sim_s / (cfg.spiking.dt / 1000.0)
         rows.append({
-            "network": name, "device": device_name, "call": label, "builds": device.stats()["builds"] - builds0,
+            "network": name, "device": device_name, "call": label, "builds": program.stats()["builds"] - builds0,
             "simulated_s": sim_s, "wall_s": wall, "run_wall_s": run_wall,
             "realtime_factor": sim_s / run_wall, "synapses": n_synapses(cfg.network.layers),
             "synaptic_updates_per_s": n_synapses(cfg.network.layers) * steps / run_wall,

@@ -157,6 +157,7 @@ def test_a_relative_build_dir_is_resolved_before_the_program_runs_in_it(tmp_path
     data = circuit_task(cfg, 0)
     structure = plan.structure(data)
     found = []
+    monkeypatch.setattr(program, "_PROGRAMS", {})  # type: ignore[attr-defined]
     monkeypatch.setattr(program.Program, "load",  # type: ignore[attr-defined]
                         classmethod(lambda cls, d, key: found.append(d) or "manifest"))
     _, directory = program.program_for(cfg, structure, plan.values(structure, data, initial_weights(cfg, [0]), 0, 0))

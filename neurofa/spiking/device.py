@@ -51,7 +51,7 @@ from neurofa.spiking import kernels
 from neurofa.spiking.chunks import RunOutput
 from neurofa.spiking.kernels import DenseProjection
 from neurofa.spiking.network import Circuit, build_circuit
-from neurofa.spiking.program import MonitorFiles, Program
+from neurofa.spiking.program import MonitorFiles, Program, record_grid, sample_times, spike_steps
 from neurofa.spiking.structure import RunValues, Structure
 
 __all__ = ["build", "runtime_run", "PROGRESS_CPP", "NETWORK_PATCHES"]
@@ -66,11 +66,6 @@ BrianLogger.suppress_name("invalid_values")
 # execution
 
 
-def _times(monitor: Any, dt: float) -> np.ndarray:
-    """A monitor's sample times in ms as exact multiples of dt (so chunks and whole runs agree bitwise)."""
-    return np.rint(np.asarray(monitor.t / ms) / dt) * dt
-
-
 def _collect(circuit: Circuit) -> RunOutput:
     s = circuit.structure
     weights = {name: np.asarray(mon.w).T.copy() for name, mon in circuit.weight_monitors.items()}
@@ -79,19 +74,18 @@ def _collect(circuit: Circuit) -> RunOutput:
     for name, mon in circuit.layer_monitors.items():
         for var in mon.record_variables:
             layers[(name, var)] = np.asarray(getattr(mon, var)).T.copy()
-        times = _times(mon, s.dt)
+        times = sample_times(np.asarray(mon.t_), s.dt)
     for mon in circuit.weight_monitors.values():
-        times = _times(mon, s.dt)
-    if times is None:  # nothing plastic or recorded: only the grid is needed (a chunk's end is the next's start)
-        times = (np.arange(0.0, s.chunk_pres * s.t_pres - s.dt / 2, s.record_interval) if s.chunk_pres
-                 else np.arange(0.0, s.train_time + s.dt / 2, s.record_interval))
+        times = sample_times(np.asarray(mon.t_), s.dt)
+    if times is None:
+        times = record_grid(s)
     test: dict[str, np.ndarray] = {}
     test_times = None
     if circuit.test_monitor is not None:
         test = {var: np.asarray(getattr(circuit.test_monitor, var)).T.copy()
                 for var in circuit.test_monitor.record_variables}
-        test_times = _times(circuit.test_monitor, s.dt)
-    spikes = {name: (np.rint(np.asarray(mon.t / ms) / s.dt).astype(np.int64), np.asarray(mon.i, dtype=np.int32))
+        test_times = sample_times(np.asarray(circuit.test_monitor.t_), s.dt)
+    spikes = {name: (spike_steps(np.asarray(mon.t_), s.dt), np.asarray(mon.i, dtype=np.int32))
               for name, mon in circuit.spike_monitors.items()}
     return RunOutput(times, weights, layers, test_times, test, 0.0, spikes)
 

@@ -114,7 +114,7 @@ def input_equations(regular: bool = False) -> str:
     """
     eqs = _TRACE + """
 rate = stim(t, i) : 1 (constant over dt)
-rng_seed : 1 (shared, constant)
+rng_seed : integer (shared, constant)
 """
     if regular:
         eqs += "dphase/dt = nu_max*rate : 1\n"

@@ -75,6 +75,12 @@ _PRE_INDEX = re.compile(r"const int32_t _presynaptic_idx = \w+\[_idx\];")
 _POST_INDEX = re.compile(r"const int32_t _postsynaptic_idx = \w+\[_idx\];")
 
 
+def _serial_only(body: str, p: DenseProjection, threads: int) -> None:
+    """A loop that draws random numbers must stay on one thread (the program has one generator)."""
+    if _parallel(p, threads) and re.search(r"\b_randn?\(", body):
+        raise RuntimeError(f"{p.name}: a synaptic loop that draws random numbers cannot be split over threads")
+
+
 def _dense_indices(body: str) -> str:
     body = _PRE_INDEX.sub("const int32_t _presynaptic_idx = _j;", body)
     return _POST_INDEX.sub("const int32_t _postsynaptic_idx = _i;", body)
@@ -94,6 +100,7 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
     match = _SUMMED_LOOP.search(source)
     if match is None:
         raise RuntimeError(f"{p.name}: Brian2's summed-variable loop has an unexpected form")
+    _serial_only(match["body"], p, threads)
     body, target = _dense_indices(match["body"]), match["target"]
     loop = f"""    {{
     typedef std::decay<decltype({target}[0])>::type _acc_t;
@@ -127,6 +134,7 @@ def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str
             "        const size_t _vectorisation_idx = _idx;\n")
     rest = source[match.end():]
     end = _matching_brace(rest)
+    _serial_only(rest[:end], p, threads)
     return source[:match.start()] + head + _dense_indices(rest[:end]) + rest[end:]
 
 

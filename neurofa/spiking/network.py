@@ -58,7 +58,7 @@ class Circuit:
             self.objects[obj].w = np.asarray(w, dtype=float)
         if self.structure.regular_input:
             self.objects["P0"].phase = np.asarray(values.input_phase, dtype=float)
-        self.objects["P0"].rng_seed = float(values.seed)
+        self.objects["P0"].rng_seed = int(values.seed)
 
 
 def _connect_dense(syn: Synapses, n_pre: int, n_post: int) -> None:

@@ -39,7 +39,7 @@ from neurofa.spiking.chunks import ChunkState, RunOutput, SeedStore, merge
 from neurofa.spiking.structure import RunValues, Structure
 
 __all__ = ["Program", "MonitorFiles", "run_seed", "run_program", "run_arguments", "stats", "available_cores",
-           "build_root", "MANIFEST"]
+           "build_root", "sample_times", "spike_steps", "record_grid", "MANIFEST"]
 
 #: the manifest's file name in a build directory
 MANIFEST = "program.json"
@@ -111,7 +111,10 @@ class Program:
         path = directory / MANIFEST
         if not (path.is_file() and (directory / "main").is_file()):
             return None
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:  # a manifest cut short: build again
+            return None
         if data.get("key") != key:
             return None
         return cls(data["key"], {k: (v[0], v[1]) for k, v in data["variables"].items()},
@@ -166,7 +169,7 @@ def run_arguments(structure: Structure, values: RunValues, state: dict[str, np.n
         initial["P0.phase"] = values.input_phase
     for name, array in {**initial, **(state or {})}.items():
         args[name] = np.asarray(array, dtype=float)
-    args["P0.rng_seed"] = float(values.seed)
+    args["P0.rng_seed"] = int(values.seed)  # an integer: a float32 seed would merge seeds above 2²⁴
     on, offset_ms, total_ms = progress
     args.update({"progress.progress_on": on, "progress.progress_offset": offset_ms * 1e-3,
                  "progress.progress_total": total_ms * 1e-3})
@@ -206,9 +209,21 @@ def _command_line(program: Program, directory: Path, args: dict[str, Any]) -> li
     return out
 
 
-def _times(raw_seconds: np.ndarray, dt: float) -> np.ndarray:
-    """Sample times in ms as exact multiples of dt (so chunks and whole runs agree bitwise)."""
-    return np.rint(raw_seconds / 0.001 / dt) * dt
+def sample_times(seconds: np.ndarray, dt: float) -> np.ndarray:
+    """A monitor's sample times (s) in ms as exact multiples of dt (so chunks and whole runs agree bitwise)."""
+    return np.rint(seconds / 0.001 / dt) * dt
+
+
+def spike_steps(seconds: np.ndarray, dt: float) -> np.ndarray:
+    """Spike times (s) as time steps of dt ms."""
+    return np.rint(seconds / 0.001 / dt).astype(np.int64)
+
+
+def record_grid(s: Structure) -> np.ndarray:
+    """The record times of a run that records nothing (only the grid is needed: a chunk's end is the next's
+    start)."""
+    return (np.arange(0.0, s.chunk_pres * s.t_pres - s.dt / 2, s.record_interval) if s.chunk_pres
+            else np.arange(0.0, s.train_time + s.dt / 2, s.record_interval))
 
 
 def _read(results: Path, program: Program, structure: Structure) -> RunOutput:
@@ -224,22 +239,20 @@ def _read(results: Path, program: Program, structure: Structure) -> RunOutput:
     spikes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for mon in program.monitors:
         if mon.role == "spikes":
-            steps = np.rint(array(mon.times, "float64") / 0.001 / s.dt).astype(np.int64)
-            spikes[mon.source] = (steps, array(mon.indices, "int32"))
+            spikes[mon.source] = (spike_steps(array(mon.times, "float64"), s.dt), array(mon.indices, "int32"))
             continue
         data = {var: array(file, dtype).reshape(-1, mon.n_recorded) for var, file, dtype in mon.variables}
-        sample_times = _times(array(mon.times, "float64"), s.dt)
+        at = sample_times(array(mon.times, "float64"), s.dt)
         if mon.role == "test":
-            test, test_times = data, sample_times
+            test, test_times = data, at
         elif mon.role == "weights":
             weights[mon.source] = data["w"]
-            times = sample_times
+            times = at
         else:
             layers.update({(mon.source, var): v for var, v in data.items()})
-            times = sample_times
-    if times is None:  # nothing plastic or recorded: only the grid is needed (a chunk's end is the next's start)
-        times = (np.arange(0.0, s.chunk_pres * s.t_pres - s.dt / 2, s.record_interval) if s.chunk_pres
-                 else np.arange(0.0, s.train_time + s.dt / 2, s.record_interval))
+            times = at
+    if times is None:
+        times = record_grid(s)
     return RunOutput(times, weights, layers, test_times, test, 0.0, spikes)
 
 

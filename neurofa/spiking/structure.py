@@ -41,10 +41,11 @@ __all__ = ["GroupSpec", "SynapseSpec", "MonitorSpec", "Structure", "RunValues", 
 SUMMED_TARGET = {"W": "v_bas", "W_IP": "v_den", "B": "v_api_B", "B_PI": "v_api_I"}
 
 
-#: the modules that write Brian2 objects or generated code: their source is part of every build key, so a build on
-#: disk always belongs to the code that would generate it now
+#: the modules that write Brian2 objects, generated code or the manifest: their source is part of every build key,
+#: so a build on disk always belongs to the code that would generate and read it now
+_CODE_SOURCES = ("network.py", "device.py", "kernels.py", "program.py")
 _CODE_HASH = hashlib.sha1(b"".join((Path(__file__).parent / name).read_bytes()
-                                   for name in ("network.py", "device.py", "kernels.py"))).hexdigest()[:12]
+                                   for name in _CODE_SOURCES)).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
