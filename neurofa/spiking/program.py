@@ -3,10 +3,11 @@ r"""Compiled spiking programs: built once per structure, run by neurofa directly
 A standalone build (:mod:`neurofa.spiking.device`, which imports Brian2) leaves in its directory the compiled
 program ``main`` and ``program.json``, the :class:`Program` manifest: the Brian2 name and type of every variable
 and timed input a run may set, and the files in which the program leaves its monitors and its final state. Every
-run goes through :func:`run_program`: it writes the run's values as Brian2 does (arrays as files named by their
-content in ``static_arrays/``, scalars on the command line), calls ``main --results_dir DIR name=value ...`` and
-reads the results. So a process that finds a finished build of its structure does not import Brian2 or generate
-code at all (measured in ``scripts/bench_scale.py``: the time a re-run spends outside the simulation itself).
+run goes through :func:`run_program`: it writes the run's arrays into the run's own results directory (scalars go
+on the command line), calls ``main --results_dir DIR name=value ...``, reads the results and removes the
+directory, so nothing of a run stays in the build. So a process that finds a finished build of its structure does
+not import Brian2 or generate code at all (``scripts/bench_scale.py`` measures the time a re-run spends outside
+the simulation itself).
 
 A build's directory is named by :attr:`~neurofa.spiking.structure.Structure.key`, which hashes the structure,
 the Brian2 version and the source of the modules that generate the code: a manifest therefore never describes
@@ -16,7 +17,6 @@ another program than the one beside it. :func:`stats` counts this process's buil
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib
 import json
 import os
@@ -182,9 +182,9 @@ def run_arguments(structure: Structure, values: RunValues, state: dict[str, np.n
     return args
 
 
-def _command_line(program: Program, directory: Path, args: dict[str, Any]) -> list[str]:
-    """``name=value`` arguments as Brian2 writes them: one value on the command line, arrays as files named by
-    their content in ``static_arrays/`` (a file another run already wrote is reused)."""
+def _command_line(program: Program, results: Path, args: dict[str, Any]) -> list[str]:
+    """``name=value`` arguments as Brian2's programs read them: one value on the command line, arrays as files
+    (here in the run's own results directory, which is removed after the run)."""
     out = []
     for name, value in args.items():
         if name.startswith("timed:"):
@@ -196,16 +196,9 @@ def _command_line(program: Program, directory: Path, args: dict[str, Any]) -> li
         if array.size == 1:
             out.append(f"{brian_name}={array.item()!r}")
             continue
-        prefix = "init_" + brian_name.replace(".", "_")
-        file = f"{prefix}_{hashlib.md5(np.ascontiguousarray(array).data).hexdigest()}.dat"
-        path = directory / "static_arrays" / file
-        if not path.exists():
-            with _locked(Path(str(path) + ".lock")):
-                if not path.exists():
-                    tmp = path.with_name(f".{file}.{os.getpid()}.tmp")
-                    array.tofile(tmp)
-                    os.replace(tmp, path)
-        out.append(f"{brian_name}=static_arrays/{file}")
+        path = results / f"arg_{brian_name.replace('.', '_')}.dat"
+        array.tofile(path)
+        out.append(f"{brian_name}={path}")
     return out
 
 
@@ -267,7 +260,7 @@ def run_program(cfg: Config, program: Program, directory: Path, structure: Struc
                              (float(cfg.spiking.report), offset_ms, structure.end_time))
         if state is not None:
             state.rng.tofile(results / "neurofa_rng_in.bin")
-        command = [str(directory / "main"), "--results_dir", f"{results}/", *_command_line(program, directory, args)]
+        command = [str(directory / "main"), "--results_dir", f"{results}/", *_command_line(program, results, args)]
         # Brian2 runs its programs with LD_BIND_NOW=1; only the child's environment gets it
         env = {**os.environ, "LD_BIND_NOW": "1"}
         with open(results / "stdout.txt", "w") as stdout:
@@ -283,9 +276,7 @@ def run_program(cfg: Config, program: Program, directory: Path, structure: Struc
         rng = np.fromfile(results / "neurofa_rng_out.bin", dtype=np.uint8)
         _STATS["simulation_s"] += float((results / "last_run_info.txt").read_text().split()[0])
     finally:
-        # the run-argument files stay in static_arrays/ (named by their content): a file of a weight that never
-        # changes is also another run's initial weights, which a concurrent run of the same build may be reading
-        shutil.rmtree(results, ignore_errors=True)
+        shutil.rmtree(results, ignore_errors=True)  # the run arguments' files with the results
     out.wall_s = time.perf_counter() - start
     _STATS["run_s"] += out.wall_s
     return out, ChunkState((state.next_chunk if state else 0) + 1, final, rng)
