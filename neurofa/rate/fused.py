@@ -108,10 +108,10 @@ def _phi(u: float, code: int, linear: bool) -> float:
     return u if u > 0.0 else 0.0
 
 
-def _matvec(W, x, out, table, rows_at: int) -> None:  # noqa: ANN001
+def _matvec(W, x, out, table) -> None:  # noqa: ANN001
     """out[row0 + i] = Σ_j W[off + i n + j] x[col0 + j] for every block (off, m, n, row0, col0) of ``table``."""
     for blk in range(table.shape[0]):
-        off, m, n, r0, c0 = table[blk, 0], table[blk, 1], table[blk, 2], table[blk, 3], table[blk, rows_at]
+        off, m, n, r0, c0 = table[blk, 0], table[blk, 1], table[blk, 2], table[blk, 3], table[blk, 4]
         xs = x[c0:c0 + n]
         for i in range(m):
             w = W[off + i * n: off + i * n + n]
@@ -209,8 +209,8 @@ def _step(src, u, ueff, d1, d2, xi, r, pre, old, r_hp, x, F, dF, G, dG, err, pos
     for s in range(u.shape[0]):
         pre_s, old_s, d2_s, rhp_s = pre[s], old[s], d2[s], r_hp[s]
         _inputs(src[s], r[s], pre_s, old_s, x[s], d2_s, linear, int_idx, pair_idx, n_in, phi, k_syn)
-        _matvec(F[s], pre_s, d1[s], Ft, 4)
-        _matvec(G[s], pre_s, d2_s, Gt, 4)
+        _matvec(F[s], pre_s, d1[s], Ft)
+        _matvec(G[s], pre_s, d2_s, Gt)
         _soma(u[s], ueff[s], d1[s], d2_s, xi[s], noise[s if has_noise else 0], a, b, k, xi_decay, has_noise)
         if learn_f:
             _forward(r[s], d1[s], pre_s, err[s], F[s], dF[s], att, lr_f, decay_f, Ft, phi, linear)

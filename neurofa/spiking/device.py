@@ -258,14 +258,14 @@ def build(structure: Structure, values: RunValues, directory: Path) -> Program:
         dev.insert_code("main", RNG_SAVE_CPP)
         with _environment_kept():
             dev.build(directory=str(directory), compile=True, run=False, with_output=False)
-        return _manifest(dev, circuit, key, structure.precision)
+        return _manifest(dev, circuit, key)
     finally:
         reset_device()
         prefs.core.default_float_dtype = np.float64
         prefs.codegen.cpp.extra_compile_args_gcc, prefs.codegen.cpp.extra_link_args = compile_args, link_args
 
 
-def _manifest(dev: Any, circuit: Circuit, key: str, precision: str) -> Program:
+def _manifest(dev: Any, circuit: Circuit, key: str) -> Program:
     """What :func:`neurofa.spiking.program.run_program` needs to run the built program without Brian2."""
     variables = {}
     for name, obj in circuit.objects.items():
@@ -290,8 +290,7 @@ def _manifest(dev: Any, circuit: Circuit, key: str, precision: str) -> Program:
                               dev.get_array_filename(mon.variables["i"]))
                  for src, mon in circuit.spike_monitors.items()]
     timed = {name: (ta.name, np.dtype(ta.values.dtype).name) for name, ta in circuit.timed.items()}
-    return Program(key, variables, timed, state, tuple(monitors),
-                   np.dtype(FLOAT_TYPES[precision]).name)
+    return Program(key, variables, timed, state, tuple(monitors))
 
 
 def _dense_projections(structure: Structure, prefix: str) -> dict[str, DenseProjection]:

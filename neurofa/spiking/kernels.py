@@ -41,13 +41,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "rewrite", "KERNEL_VERSION",
-           "PARALLEL_MIN_SYNAPSES"]
+__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "rewrite", "PARALLEL_MIN_SYNAPSES"]
 
 #: the smallest projection whose loops are split over threads
 PARALLEL_MIN_SYNAPSES = 8192
-#: part of every build key: a change of the generated code must not reuse an old build
-KERNEL_VERSION = "dense-4"
 
 
 @dataclass(frozen=True)

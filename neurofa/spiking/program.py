@@ -91,8 +91,7 @@ class Program:
 
     ``variables`` maps every settable ``"object.variable"`` (neurofa's names) to its Brian2 name and dtype,
     ``timed`` every TimedArray to its Brian2 name and dtype (float64 in either precision), ``state`` every state
-    variable to its result file, ``monitors`` the monitors' files; ``float_type`` is the program's floating-point
-    dtype.
+    variable to its result file, ``monitors`` the monitors' files.
     """
 
     key: str
@@ -100,7 +99,6 @@ class Program:
     timed: dict[str, tuple[str, str]]
     state: dict[str, str]
     monitors: tuple[MonitorFiles, ...]
-    float_type: str
 
     def save(self, directory: Path) -> None:
         atomic_write_text(directory / MANIFEST, json.dumps(asdict(self), indent=1) + "\n")
@@ -120,7 +118,7 @@ class Program:
         return cls(data["key"], {k: (v[0], v[1]) for k, v in data["variables"].items()},
                    {k: (v[0], v[1]) for k, v in data["timed"].items()},
                    data["state"], tuple(MonitorFiles(**{**m, "variables": tuple(map(tuple, m["variables"]))})
-                                        for m in data["monitors"]), data["float_type"])
+                                        for m in data["monitors"]))
 
 
 @contextmanager

@@ -29,7 +29,6 @@ from neurofa.model import Model, Projection, compile_model
 from neurofa.model.rule import Estimators
 from neurofa.spikes import merge_windows, window_bounds
 from neurofa.spiking import equations as eq
-from neurofa.spiking.kernels import KERNEL_VERSION
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.tasks import TaskData
 
@@ -146,7 +145,7 @@ class Structure:
     def key(self) -> str:
         """A 16-hex-digit hash of the structure and the Brian2 version: the name of its standalone build."""
         text = json.dumps(asdict(self), sort_keys=True)
-        salt = f"brian2 {version('brian2')}|{KERNEL_VERSION}|{_CODE_HASH}"
+        salt = f"brian2 {version('brian2')}|{_CODE_HASH}"
         return hashlib.sha1(f"{text}|{salt}".encode()).hexdigest()[:16]
 
     def synapse(self, name: str) -> SynapseSpec | None:
