@@ -221,11 +221,23 @@ def _scales(text: str | None) -> list[float] | None:
         raise ConfigError(f"--scales = {text!r} is invalid: expected comma-separated numbers, e.g. 1,4,16") from None
 
 
+def _populations(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--populations = {text!r} is invalid: expected comma-separated whole numbers of cells "
+                          "per unit, e.g. 1,4,16") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     scales = _scales(args.scales)
+    populations = _populations(args.populations)
     out = Path(args.out) if args.out else _default_out("compare", Path(args.config).stem)
     with RunDirectory.open(out, command="compare", overwrite=args.overwrite) as rundir:
-        report = compare(args.config, seeds=args.seeds, scales=scales, overrides=args.set, progress=not args.quiet)
+        report = compare(args.config, seeds=args.seeds, scales=scales, overrides=args.set, progress=not args.quiet,
+                         populations=populations)
         report.write(rundir, plots=not args.no_plots)
     print(f"compare -> {out}")
     _print_summary(report.summary)
@@ -284,9 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="validate the spiking backend against the rate reference", description=(
         "Run CONFIG with both backends from the same seeds and initial weights and report how close they are "
-        "(dynamics, learning, task), with a convergence test over --scales."))
+        "(dynamics, learning, task), with convergence tests over --scales (ν_max) and --populations (cells per "
+        "unit)."))
     p.add_argument("config")
     p.add_argument("--scales", default=None, help="comma-separated rate/window scales, e.g. 1,4,16")
+    p.add_argument("--populations", default=None,
+                   help="comma-separated cells per rate unit (network.population), e.g. 1,4,16: a second "
+                        "convergence test, on the dynamics and the learning level")
     _add_common(p)
     p.set_defaults(func=cmd_compare)
 

@@ -85,6 +85,8 @@ class Network:
     """Layer sizes and initialisation.
 
     ``layers`` lists the number of pyramidal cells per layer, input first, output last (e.g. 5-20-10-20-5).
+    ``population`` is the number of spiking cells that represent one rate unit in the spiking backend
+    (``docs/science.md`` §3.9); the rate model is its mean field at every population size.
     Forward weights start in U[−init_forward, init_forward], feedback weights in U[−init_feedback, init_feedback]
     unless ``init_feedback_range`` gives an explicit interval (e.g. [-1, 0] for the wrong-sign start of PAL Fig 4).
     """
@@ -97,6 +99,8 @@ class Network:
     init_feedback_range: list[float] = field(default_factory=list)
     self_predicting: bool = True
     output_linear: bool = False
+    population: int = positive(1, "spiking cells per rate unit (pyramidal cells and interneurons; the rate "
+                                  "backend simulates the mean field, which does not depend on it)")
 
 
 @dataclass

@@ -201,25 +201,52 @@ def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
     return fig
 
 
-def _convergence(summary: dict[str, Any]) -> Any:
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    scales = np.asarray(summary["convergence_scales"], dtype=float)
-    errors = np.asarray(summary["convergence_errors"], dtype=float)
+def _fit_panel(ax: Any, scales: np.ndarray, errors: np.ndarray, slope: float, color: str, label: str,
+               axis: str = "scale") -> None:
+    """Errors (n_scales, n_seeds) on log–log axes with their fitted power law and the 1/√``axis`` reference."""
     for j in range(errors.shape[1]):
-        ax.loglog(scales, errors[:, j], "o", color="C0", alpha=0.5)
-    mean = np.exp(np.mean(np.log(errors), axis=1))
-    slope = float(summary["convergence_slope"])
-    ax.loglog(scales, mean[0] * (scales / scales[0]) ** (-slope), "C0-", label=f"fit: slope −{slope:.2f}")
-    ax.loglog(scales, mean[0] * (scales / scales[0]) ** -0.5, "k--", lw=0.8, label="1/√scale")
-    ax.set_xlabel("ν_max scale")
+        ax.loglog(scales, errors[:, j], "o", color=color, alpha=0.5)
+    with np.errstate(divide="ignore"):
+        mean = np.exp(np.nanmean(np.where(errors > 0, np.log(errors), np.nan), axis=1))
+    ax.loglog(scales, mean[0] * (scales / scales[0]) ** (-slope), "-", color=color,
+              label=f"{label}: fit ∝ {axis}^−{slope:.2f}")
+    ax.loglog(scales, mean[0] * (scales / scales[0]) ** -0.5, "--", color=color, lw=0.8, alpha=0.6)
+
+
+def _convergence(summary: dict[str, Any], level: str = "convergence") -> Any:
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    axis = "scale" if level == "convergence" else "N"
+    _fit_panel(ax, np.asarray(summary[f"{level}_scales"], dtype=float),
+               np.asarray(summary[f"{level}_errors"], dtype=float), float(summary[f"{level}_slope"]), "C0",
+               "rates", axis)
+    ax.set_xlabel("ν_max scale" if level == "convergence" else "cells per unit N")
     ax.set_ylabel("relative RMS error of rates")
-    ax.legend(frameon=False)
+    ax.set_title(f"dashed: 1/√{axis}", fontsize=8)
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _population_learning(summary: dict[str, Any]) -> Any:
+    """The learning gaps against the cells per unit N, one panel per measure, with their fits."""
+    sizes = np.asarray(summary["populations_learning_sizes"], dtype=float)
+    measures = [m for m in ("weights", "angle", "accuracy") if f"populations_learning_{m}_slope" in summary]
+    labels = {"weights": "RMS Δ weights / range", "angle": "|Δ final angle| (deg)", "accuracy": "|Δ final accuracy|"}
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.0 * len(measures), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], measures):
+        _fit_panel(ax, sizes, np.asarray(summary[f"populations_learning_{m}"], dtype=float),
+                   float(summary[f"populations_learning_{m}_slope"]), "C1", m, "N")
+        lo, hi = summary[f"populations_learning_{m}_slope_ci"]
+        ax.set_title(f"95 % interval of the exponent: [{lo:.2f}, {hi:.2f}]", fontsize=8)
+        ax.set_xlabel("cells per unit N")
+        ax.set_ylabel(labels[m])
+        ax.legend(frameon=False, fontsize=7)
+    fig.suptitle("spiking learning against its mean field (dashed: 1/√N)", fontsize=9)
     return fig
 
 
 def comparison_figures(datasets: dict[str, xr.Dataset], summary: dict[str, Any], directory: str | Path) -> list[Path]:
     """Figures of ``neurofa compare``: rate-vs-spiking scatter of neuron rates, overlaid potentials and weight
-    trajectories, the angle curves of both backends and the convergence plot."""
+    trajectories, the angle curves of both backends and the convergence plots (in ν_max and in cells per unit)."""
     directory = Path(directory)
     written: list[Path] = []
     dyn_r, dyn_s = datasets.get("dynamics_rate"), datasets.get("dynamics_spiking")
@@ -238,4 +265,8 @@ def comparison_figures(datasets: dict[str, xr.Dataset], summary: dict[str, Any],
                 written.append(save_figure(_overlay(learn_r, learn_s, name, 6), directory / f"learning_{name}.png"))
     if "convergence_slope" in summary:
         written.append(save_figure(_convergence(summary), directory / "convergence.png"))
+    if "populations_slope" in summary:
+        written.append(save_figure(_convergence(summary, "populations"), directory / "populations.png"))
+    if "populations_learning_weights_slope" in summary:
+        written.append(save_figure(_population_learning(summary), directory / "populations_learning.png"))
     return written

@@ -16,6 +16,11 @@ judges these levels:
 - **convergence** (with ``scales``): the dynamics level rerun with ν_max multiplied by each scale. Spike noise
   falls like 1/√(ν_max T), so the relative RMS error must fall with a fitted log–log slope of
   ``validation.slope ± validation.slope_tolerance`` (:func:`neurofa.validation_stats.convergence_slope`).
+- **populations** (with ``populations``): the same fit over the cells per rate unit N (``network.population``),
+  which leaves the mean field unchanged and shrinks the spike noise like 1/√N. For models that learn, also
+  **populations_learning**: the learning runs at every N, and per seed the RMS difference of the weight
+  trajectories and the gaps of the final angle and accuracy against the mean field, each fitted as ∝ N^(−s)
+  (:func:`population_learning_level`).
 - **learning** (plasticity on): the spiking angle curves ∠(B_ℓ, W_{ℓ+1}ᵀ) (mean over seeds) stay inside the rate
   model's seed band, mean ± ``validation.band_sd`` SD or ± ``validation.angle_tolerance`` degrees, whichever is
   wider; the weight trajectories differ by at most ``validation.weight_tolerance`` of their range (RMS).
@@ -54,6 +59,9 @@ __all__ = [
     "compare",
     "dynamics_level",
     "convergence_level",
+    "learning_gaps",
+    "population_learning_level",
+    "population_config",
     "learning_level",
     "task_level",
     "dynamics_config",
@@ -155,19 +163,73 @@ def rate_errors(rate: xr.Dataset, spiking: xr.Dataset) -> list[float]:
     return [agreement(ref[k], tst[k]).rel_rms for k in range(ref.shape[0])]
 
 
-def convergence_level(scales: Sequence[float], errors: np.ndarray, cfg: Config) -> dict[str, Any]:
-    """Fit error ∝ scale^(−s) over ``errors`` (n_scales, n_seeds) and judge s against ``validation.slope``."""
+def convergence_level(scales: Sequence[float], errors: np.ndarray, cfg: Config,
+                      level: str = "convergence") -> dict[str, Any]:
+    """Fit error ∝ scale^(−s) over ``errors`` (n_scales, n_seeds) and judge s against ``validation.slope``.
+
+    ``level`` names the axis: ``convergence`` (ν_max multiplied by each scale) or ``populations`` (cells per
+    unit, ``network.population``); both shrink the spike noise of the same mean field by 1/√scale."""
     v = cfg.validation
     fit = convergence_slope(np.asarray(scales, dtype=float), np.asarray(errors, dtype=float))
     return {
-        "convergence_scales": [float(s) for s in scales],
-        "convergence_errors": np.asarray(errors, dtype=float).tolist(),
-        "convergence_slope": fit.slope,
-        "convergence_slope_ci": [fit.ci_low, fit.ci_high],
-        "convergence_r2": fit.r2,
-        "convergence_passed": fit.within(v.slope, v.slope_tolerance),
-        "convergence_tolerance": {"slope": v.slope, "slope_tolerance": v.slope_tolerance},
+        f"{level}_scales": [float(s) for s in scales],
+        f"{level}_errors": np.asarray(errors, dtype=float).tolist(),
+        f"{level}_slope": fit.slope,
+        f"{level}_slope_ci": [fit.ci_low, fit.ci_high],
+        f"{level}_r2": fit.r2,
+        f"{level}_passed": fit.within(v.slope, v.slope_tolerance),
+        f"{level}_tolerance": {"slope": v.slope, "slope_tolerance": v.slope_tolerance},
     }
+
+
+def learning_gaps(rate: xr.Dataset, spiking: xr.Dataset) -> dict[str, list[float]]:
+    """Per seed, how far a spiking learning run ends from its mean field (same seed, weights and inputs):
+
+    - ``weights``: the RMS difference of the weight trajectories (W and B together) relative to their range;
+    - ``angle``: |final ∠(B, Wᵀ) spiking − rate| in degrees, mean over layers (when angles are recorded);
+    - ``accuracy``: |final test accuracy spiking − rate| (tasks with labels).
+    """
+    out: dict[str, list[float]] = {}
+    names = [n for n in ("weights_W", "weights_B") if n in rate and n in spiking]
+    if names:
+        pairs = [_aligned(rate, spiking, n) for n in names]
+        n_seeds = pairs[0][0].shape[0]
+        out["weights"] = [_weight_rel_rms(np.concatenate([r[k].ravel() for r, _ in pairs]),
+                                          np.concatenate([t[k].ravel() for _, t in pairs])) for k in range(n_seeds)]
+    if "angle_B_WT" in rate and "angle_B_WT" in spiking:
+        ref, tst = _aligned(rate, spiking, "angle_B_WT")
+        out["angle"] = np.nanmean(np.abs(tst[:, -1] - ref[:, -1]).reshape(ref.shape[0], -1), axis=1).tolist()
+    if "test_accuracy" in rate and "test_accuracy" in spiking:
+        ref_acc = rate["test_accuracy"].values.astype(float).ravel()
+        tst_acc = spiking["test_accuracy"].values.astype(float).ravel()
+        out["accuracy"] = np.abs(tst_acc - ref_acc).tolist()
+    return out
+
+
+def population_learning_level(sizes: Sequence[int], gaps: Sequence[dict[str, list[float]]]) -> dict[str, Any]:
+    """Fit every learning gap (:func:`learning_gaps`, one dict per population size) as gap ∝ N^(−s).
+
+    A measure passes when the gap falls with N at the rate of spike noise or faster: the 95 % interval of s lies
+    above 0 and reaches 0.5 (it includes 0.5 or lies above it). The level passes when the weight trajectories'
+    measure passes (the one every learning run records); the others are reported with their fits."""
+    out: dict[str, Any] = {"populations_learning_sizes": [int(n) for n in sizes]}
+    verdicts: dict[str, bool] = {}
+    for measure in gaps[0]:
+        values = np.array([g[measure] for g in gaps], dtype=float)
+        out[f"populations_learning_{measure}"] = values.tolist()
+        if not np.isfinite(np.log(values)).any(axis=1).all():  # a size with no nonzero gap: nothing to fit
+            continue
+        fit = convergence_slope(np.asarray(sizes, dtype=float), values)
+        ok = bool(fit.ci_low > 0 and fit.ci_high >= 0.5)
+        out[f"populations_learning_{measure}_slope"] = fit.slope
+        out[f"populations_learning_{measure}_slope_ci"] = [fit.ci_low, fit.ci_high]
+        out[f"populations_learning_{measure}_passed"] = ok
+        verdicts[measure] = ok
+    if "weights" not in verdicts:
+        raise ValueError("no weight trajectories to fit against the population size (no learning weights recorded)")
+    out["populations_learning_passed"] = verdicts["weights"]
+    out["populations_learning_tolerance"] = {"slope_ci_reaches": 0.5, "slope_ci_above": 0.0}
+    return out
 
 
 def _weight_rel_rms(ref: np.ndarray, tst: np.ndarray) -> float:
@@ -280,6 +342,12 @@ def scaled_config(cfg: Config, scale: float) -> Config:
     return _replace(cfg, spiking={**pinned, "nu_max": cfg.spiking.nu_max * float(scale)})
 
 
+def population_config(cfg: Config, cells: int) -> Config:
+    """The spiking configuration with every rate unit represented by ``cells`` cells: the same mean field
+    (nothing the rate model reads depends on the population size), spike noise shrunk by 1/√cells."""
+    return _replace(cfg, network={"population": int(cells)})
+
+
 def _simulate(cfg: Config, backend: str, seeds: list[int], progress: bool) -> xr.Dataset:
     return run(cfg, backend=backend, seeds=seeds, progress=progress).dataset
 
@@ -293,11 +361,14 @@ def compare(
     progress: bool = True,
     perturb: dict[str, Any] | list[str] | None = None,
     levels: Sequence[str] = ("dynamics", "learning", "task"),
+    populations: Sequence[int] | None = None,
 ) -> Report:
     """Run ``config`` with both backends and judge how close they are (see the module docstring).
 
-    ``scales`` (e.g. ``[1, 4, 16]``) adds the convergence test; ``perturb`` applies overrides to the spiking
-    configuration only (a negative control: a wrong apical conductance must fail a level); ``out`` writes the report.
+    ``scales`` (e.g. ``[1, 4, 16]``) adds the convergence test in ν_max; ``populations`` (e.g. ``[1, 4, 16]``) the
+    convergence test in the cells per unit, on the dynamics level and, for models that learn, on the learning
+    level; ``perturb`` applies overrides to the spiking configuration only (a negative control: a wrong apical
+    conductance must fail a level); ``out`` writes the report.
     """
     cfg = config if isinstance(config, Config) and not overrides else load_config(config, overrides)
     unknown = sorted(set(levels) - {"dynamics", "learning", "task"})
@@ -318,17 +389,26 @@ def compare(
             )
         for sc in scales:
             check_backend(scaled_config(dynamics_config(spiking_cfg), sc), "spiking")
+    if populations is not None:
+        if (len(set(populations)) < 2 or any(int(n) != n or n < 1 for n in populations)):
+            raise ConfigError(f"--populations = {list(populations)} is invalid: give at least two different "
+                              "positive whole numbers of cells per unit, e.g. 1,4,16")
+        populations = sorted(int(n) for n in populations)
+        for n in populations:
+            check_backend(population_config(dynamics_config(spiking_cfg), n), "spiking")
 
     summary: dict[str, Any] = {"seeds": seed_list}
     datasets: dict[str, xr.Dataset] = {}
 
-    def pair(level: str, make: Any, scale: float = 1.0) -> tuple[xr.Dataset, xr.Dataset]:
+    def pair(level: str, make: Any, scale: float = 1.0, cells: int = 0) -> tuple[xr.Dataset, xr.Dataset]:
         spk_cfg = make(spiking_cfg) if scale == 1.0 else scaled_config(make(spiking_cfg), scale)
+        if cells:
+            spk_cfg = population_config(spk_cfg, cells)
         spk = _simulate(spk_cfg, "spiking", seed_list, progress)
         key = f"{level}_rate"
         if key not in datasets:
             datasets[key] = _simulate(mean_field_config(make(cfg)), "rate", seed_list, progress)
-        suffix = "" if scale == 1.0 else f"_x{scale:g}"
+        suffix = ("" if scale == 1.0 else f"_x{scale:g}") + (f"_N{cells}" if cells else "")
         datasets[f"{level}_spiking{suffix}"] = spk
         return datasets[key], spk
 
@@ -341,17 +421,31 @@ def compare(
                 spk_s = spk if s == 1.0 else pair("dynamics", dynamics_config, s)[1]
                 errors.append(rate_errors(rate, spk_s))
             summary.update(convergence_level(scales, np.array(errors), cfg))
-    if ("learning" in levels or "task" in levels) and compile_model(cfg).learns:
-        rate, spk = pair("learning", learning_config)
+        if populations:
+            base = spiking_cfg.network.population
+            errors = [rate_errors(rate, spk if n == base else pair("dynamics", dynamics_config, cells=n)[1])
+                      for n in populations]
+            summary.update(convergence_level(populations, np.array(errors), cfg, level="populations"))
+    learns = compile_model(cfg).learns
+    learned: tuple[xr.Dataset, xr.Dataset] | None = None
+    if ("learning" in levels or "task" in levels) and learns:
+        rate, spk = learned = pair("learning", learning_config)
         if "learning" in levels:
             summary.update(learning_level(rate, spk, cfg))
         if "task" in levels and task_spec(cfg.task.name).targets:  # no target: no task to judge
             summary.update(task_level(rate, spk, cfg))
-    verdicts = {k: v for k, v in summary.items() if k.endswith("_passed") and k.count("_") == 1}
+    if populations and "learning" in levels and learns:
+        base = spiking_cfg.network.population
+        gaps = [learning_gaps(*(learned if n == base and learned else pair("learning", learning_config, cells=n)))
+                for n in populations]
+        summary.update(population_learning_level(populations, gaps))
+    verdicts = {k: v for k, v in summary.items()
+                if k.endswith("_passed") and (k.count("_") == 1 or k == "populations_learning_passed")}
     passed = bool(verdicts) and all(verdicts.values())
     summary["levels_checked"] = sorted(k.removesuffix("_passed") for k in verdicts)
     summary["passed"] = passed
     text = dump_config(cfg, extra={"command": "compare", "seeds": seed_list, "scales": scales,
+                                   "populations": populations,
                                    "perturb": perturb, "mean_field": to_dict(mean_field_config(cfg))})
     report = Report(to_jsonable(summary), passed, datasets, text)
     if out is not None:

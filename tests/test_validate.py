@@ -152,7 +152,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tiny_report():
-    return compare(TINY, scales=[1, 4, 16], levels=("dynamics",), progress=False)
+    return compare(TINY, scales=[1, 4, 16], populations=[1, 4, 16], levels=("dynamics",), progress=False)
 
 
 def test_spiking_rates_match_their_mean_field_and_converge(tiny_report):
@@ -163,6 +163,19 @@ def test_spiking_rates_match_their_mean_field_and_converge(tiny_report):
     assert np.all(errors[-1] < errors[0])  # 16x the rate: smaller error for every seed
     # a tiny network gives a noisy fit: the quick check allows 0.5 ± 0.3 (the models/ check uses ± 0.15)
     assert 0.2 < s["convergence_slope"] < 0.8, s["convergence_slope"]
+
+
+def test_populations_keep_the_mean_field_and_converge(tiny_report, tmp_path):
+    """N cells per unit (docs/science.md §3.9): the same mean field, spike noise falling like 1/√N. N = 4 and 16
+    share one build (``pop_size`` is a run argument); N = 1 is the single-cell run of the dynamics level."""
+    s = tiny_report.summary
+    assert s["populations_scales"] == [1.0, 4.0, 16.0]
+    errors = np.array(s["populations_errors"])
+    assert np.array_equal(errors[0], np.array(s["convergence_errors"])[0])  # N = 1 is the plain run
+    assert np.all(errors[-1] < errors[0]) and np.all(errors[-1] < 0.5 * errors[0])
+    assert 0.2 < s["populations_slope"] < 0.8, s["populations_slope"]
+    tiny_report.save(tmp_path / "report")
+    assert (tmp_path / "report" / "figures" / "populations.png").stat().st_size > 0
 
 
 def test_a_wrong_apical_conductance_fails_the_dynamics_level():

@@ -96,6 +96,9 @@ class Model:
     tau_hp: float
     #: annealing time constant T_η of every plastic rate (ms, 0 = off)
     eta_decay: float
+    #: spiking cells per rate unit (``network.population``): the spiking interpretation's population size; the
+    #: rate interpretation is the mean field of every size (``docs/science.md`` §3.9)
+    cells_per_unit: int = 1
 
     @property
     def n_layers(self) -> int:
@@ -177,7 +180,7 @@ def compile_model(cfg: Config) -> Model:
         conductances=cfg.conductances, populations=tuple(pops.values()),
         projections=tuple(built[name] for name in order),
         noise_sigma=max((r.apical_noise() for r in feedback), default=0.0), tau_xi=p.tau_xi, tau_hp=p.tau_hp,
-        eta_decay=p.eta_decay,
+        eta_decay=p.eta_decay, cells_per_unit=cfg.network.population,
     )
 
 

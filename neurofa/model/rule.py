@@ -86,10 +86,18 @@ class SynapseCode:
 class Estimators:
     """How the spiking backend estimates the rate rule's factors (``docs/science.md`` §3.2): the postsynaptic term
     from spikes S/ν_max or from the rate φ(ŭ) (``spiking.post_signal``), the presynaptic factor from the trace x or
-    its expectation x_r (``spiking.pre_signal``)."""
+    its expectation x_r (``spiking.pre_signal``), and whether a spike event is one cell's or a population's."""
 
     post_spikes: bool = True
     pre_trace: bool = True
+    #: whether cells come in populations (``network.population`` > 1): a unit's spike event then stands for
+    #: ``n_fired`` of its ``pop_size`` cells, and a spike-driven increment is weighted by n_fired/pop_size
+    population: bool = False
+
+    def spike_weight(self, cell: str) -> str:
+        """The factor of an increment per spike event of ``cell`` ('pre' or 'post'): 1 for single cells, the
+        fraction of the population that fired, n_fired/N, for populations (``docs/science.md`` §3.9)."""
+        return f"*n_fired_{cell}/pop_size_{cell}" if self.population else ""
 
     @property
     def factor(self) -> str:

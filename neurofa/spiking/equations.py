@@ -44,6 +44,10 @@ __all__ = [
     "interneuron_equations",
     "threshold",
     "reset",
+    "population_equations",
+    "population_draw",
+    "population_reset",
+    "POPULATION_THRESHOLD",
     "expected_trace",
     "linked",
 ]
@@ -99,6 +103,35 @@ def reset(high_pass: bool, regular: bool = False) -> str:
         code += "\nxhp += 1.0/(nu_max*tau_s)"
     if regular:
         code += "\nphase -= 1.0"
+    return code
+
+
+#: the unit's event when at least one of its population's cells fired this step
+POPULATION_THRESHOLD = "n_fired > 0.5"
+
+
+def population_equations() -> str:
+    r"""The variables of a unit represented by a population of ``pop_size`` = N cells (``network.population``):
+    the number of its cells that fired in this step, ``n_fired``."""
+    return "pop_size : 1 (shared, constant)\nn_fired : 1\n"
+
+
+def population_draw() -> str:
+    r"""The spikes of a population of N cells in one step, drawn before the thresholds.
+
+    Each of the N cells fires with probability p = ν_max φ(ŭ) dt (the single cell's Bernoulli step) and the cells
+    are independent given ŭ, so the number that fire is Binomial(N, p), drawn by inverting its distribution
+    function at one uniform number (:data:`neurofa.spiking.network.POPULATION_SPIKES`)."""
+    return "n_fired = population_spikes(rand(), pop_size, nu_max*rate*dt)"
+
+
+def population_reset(high_pass: bool) -> str:
+    r"""The trace jumps of a population: the population's trace is the mean of its cells' traces, so it jumps by
+    n_fired/(N ν_max τ_s); ``n_spk`` counts spikes per cell (n_fired/N), so rates read from it are per cell."""
+    jump = "n_fired/(pop_size*nu_max*tau_s)"
+    code = f"x += {jump}\nn_spk += n_fired/pop_size"
+    if high_pass:
+        code += f"\nxhp += {jump}"
     return code
 
 

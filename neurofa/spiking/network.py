@@ -21,13 +21,15 @@ from brian2 import (
     StateMonitor,
     Synapses,
     TimedArray,
+    check_units,
+    implementation,
     linked_var,
     ms,
 )
 
 from neurofa.spiking.structure import RunValues, Structure
 
-__all__ = ["Circuit", "build_circuit", "quantity"]
+__all__ = ["Circuit", "build_circuit", "quantity", "binomial_inverse", "POPULATION_SPIKES"]
 
 _UNITS = {"Hz": Hz, "ms": ms, "1/ms": 1000.0 * Hz}
 
@@ -61,6 +63,82 @@ class Circuit:
         self.objects["P0"].rng_seed = int(values.seed)
 
 
+_BINOMIAL_CPP = """
+static inline double population_spikes(const double u, const double n, const double p)
+{
+    // the inverse distribution function of Binomial(n, p) at u in [0, 1): k with F(k-1) <= u < F(k)
+    if (p <= 0.0) return 0.0;
+    if (p >= 1.0) return n;
+    const double q = 1.0 - p;
+    const double odds = p / q;
+    double pmf = pow(q, n);
+    double cdf = pmf;
+    double k = 0.0;
+    while (u >= cdf && k < n) {
+        pmf *= (n - k) / (k + 1.0) * odds;
+        k += 1.0;
+        cdf += pmf;
+    }
+    return k;
+}
+"""
+
+
+_BINOMIAL_CYTHON = """
+cdef double population_spikes(double u, double n, double p):
+    # the inverse distribution function of Binomial(n, p) at u in [0, 1), as the C++ implementation
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return n
+    cdef double q = 1.0 - p
+    cdef double odds = p / q
+    cdef double pmf = q**n
+    cdef double cdf = pmf
+    cdef double k = 0.0
+    while u >= cdf and k < n:
+        pmf *= (n - k) / (k + 1.0) * odds
+        k += 1.0
+        cdf += pmf
+    return k
+"""
+
+
+def binomial_inverse(u: np.ndarray, n: float, p: np.ndarray) -> np.ndarray:
+    """The inverse distribution function of Binomial(n, p) at u ∈ [0, 1), elementwise: the same recursion
+    P(k+1) = P(k) (n − k)/(k + 1) · p/(1 − p) from P(0) = (1 − p)^n as the C++ implementation."""
+    u = np.asarray(u, dtype=float)
+    p = np.broadcast_to(np.asarray(p, dtype=float), u.shape)
+    n = float(np.max(n))
+    inner = (p > 0) & (p < 1)
+    q = np.where(inner, 1.0 - p, 1.0)
+    odds = np.where(inner, p, 0.0) / q
+    pmf = q**n
+    cdf = pmf.copy()
+    k = np.zeros_like(u)
+    for step in range(int(n)):
+        more = inner & (u >= cdf)
+        if not more.any():
+            break
+        pmf = pmf * (n - step) / (step + 1.0) * odds
+        k = np.where(more, step + 1.0, k)
+        cdf = np.where(more, cdf + pmf, cdf)
+    return np.where(p >= 1, n, k)
+
+
+@implementation("cpp", _BINOMIAL_CPP)
+@implementation("cython", _BINOMIAL_CYTHON)
+@check_units(u=1, n=1, p=1, result=1)
+def population_spikes(u: Any, n: Any, p: Any) -> Any:
+    """Brian2 function: how many of a population's n cells fire, given the uniform number u and each cell's
+    probability p (:func:`binomial_inverse`; ``docs/science.md`` §3.9)."""
+    return binomial_inverse(u, n, p)
+
+
+#: the Brian2 function the population draw of :func:`neurofa.spiking.equations.population_draw` calls
+POPULATION_SPIKES = population_spikes
+
+
 def _connect_dense(syn: Synapses, n_pre: int, n_post: int) -> None:
     """All-to-all in row-major order of the (post × pre) matrix."""
     pre = np.tile(np.arange(n_pre), n_post)
@@ -89,7 +167,7 @@ def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circu
     """
     s = structure
     timed = _timed_arrays(s, values, prefix)
-    namespace: dict[str, Any] = dict(timed)
+    namespace: dict[str, Any] = dict(timed, population_spikes=POPULATION_SPIKES)
     objects: dict[str, Any] = {}
     # one clock for every group and synapse object (and one per monitor interval): Brian2's standalone scheduler
     # collects the clocks due at every step, so each extra clock costs time every step (same times, same schedule)

@@ -173,6 +173,12 @@ def check_spiking_config(cfg: Config, where: str = "") -> None:
             f"{where}simulation.checkpoint_interval = {cfg.simulation.checkpoint_interval!r} is not allowed with "
             f"spiking.device = {sp.device!r}; allowed: spiking.device = 'cpp_standalone' (or checkpoint_interval 0)"
         )
+    if cfg.network.population > 1 and sp.record_spikes:
+        raise ConfigError(
+            f"{where}network.population = {cfg.network.population!r} is not allowed with spiking.record_spikes = "
+            f"{sp.record_spikes!r}: a population's cells are simulated as spike counts, not as spike times; allowed: "
+            "network.population 1, or spiking.record_spikes []"
+        )
     if sp.threads > 1 and sp.device != "cpp_standalone":
         raise ConfigError(
             f"{where}spiking.threads = {sp.threads!r} is not allowed with spiking.device = {sp.device!r}; allowed: "

@@ -193,7 +193,16 @@ class RunValues:
 
 
 def _estimators(cfg: Config) -> Estimators:
-    return Estimators(post_spikes=cfg.spiking.post_signal == "spikes", pre_trace=cfg.spiking.pre_signal == "trace")
+    return Estimators(post_spikes=cfg.spiking.post_signal == "spikes", pre_trace=cfg.spiking.pre_signal == "trace",
+                      population=cfg.network.population > 1)
+
+
+def _population(spec: GroupSpec, high_pass: bool) -> GroupSpec:
+    """The group with every unit represented by ``pop_size`` cells: the number that fire is drawn before the
+    thresholds, the unit's event is that at least one fired, its trace jumps by the fraction that fired
+    (:func:`neurofa.spiking.equations.population_draw`)."""
+    return replace(spec, equations=spec.equations + eq.population_equations(), threshold=eq.POPULATION_THRESHOLD,
+                   reset=eq.population_reset(high_pass), before_thresholds=eq.population_draw())
 
 
 def _synapses(model: Model, cfg: Config) -> dict[str, tuple[Projection, Any]]:
@@ -260,6 +269,8 @@ def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]],
                          eq.reset(high_pass, is_input and regular), order, own)
         if cfg.spiking.record_spikes and cfg.spiking.record_spikes_windows:
             spec = _windowed(spec, is_input and regular)
+        if cfg.network.population > 1 and not (is_input and regular):  # regular inputs are a deterministic code
+            spec = _population(spec, high_pass)
         groups.append(spec)
     return groups
 
@@ -374,6 +385,11 @@ def _neuron_values(model: Model, eff: EffectiveParameters, target: bool) -> dict
     return out
 
 
+def _population_values(structure: Structure, cells: int) -> dict[tuple[str, str], tuple[float, str]]:
+    """``pop_size`` of every group whose units are populations: a run argument, so one build serves every N > 1."""
+    return {(g.name, "pop_size"): (float(cells), "1") for g in structure.groups if "pop_size :" in g.equations}
+
+
 def plan_values(model: Model, cfg: Config, eff: EffectiveParameters, structure: Structure, data: TaskData,
                 weights: InitialWeights, index: int, seed: int) -> RunValues:
     """Per-run values of seed ``seed`` (``index`` into the batch of ``weights``)."""
@@ -389,6 +405,7 @@ def plan_values(model: Model, cfg: Config, eff: EffectiveParameters, structure: 
         learn = np.concatenate([learn, np.zeros(s.n_test_pres)])
         nudge = np.concatenate([nudge, np.zeros(s.n_test_pres)])
     shared = _neuron_values(model, eff, s.target)
+    shared.update(_population_values(s, model.cells_per_unit))
     matrices = {"W": weights.W, "B": weights.B, "B_PI": weights.B_PI, "W_IP": weights.W_IP}
     w: dict[str, np.ndarray] = {}
     for name, (p, code) in _synapses(model, cfg).items():

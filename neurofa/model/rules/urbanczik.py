@@ -41,8 +41,10 @@ def urbanczik_senn(summed: str, cell: str, other: str, tau_lo: float, decay: flo
 
     ``cell`` ('post' or 'pre') is the side whose spikes and dendritic prediction drive the rule, ``other`` the
     side whose trace is the factor; λ_t = ``learn`` is the learning gate times the annealing factor. With the rate
-    estimator there is no spike code."""
+    estimator there is no spike code; with populations a spike event of n_fired of the N cells jumps by n_fired/N
+    times the single cell's jump."""
     factor = estimators.factor
+    spike = estimators.spike_weight(cell)
     head = "eta : Hz (shared, constant)\n" + summed
     post_rate = f"(-phi_hat_{cell})" if estimators.post_spikes else f"(rate_{cell} - phi_hat_{cell})"
     shrink = ""
@@ -54,10 +56,10 @@ def urbanczik_senn(summed: str, cell: str, other: str, tau_lo: float, decay: flo
 dw/dt = delta{shrink} : 1 (clock-driven)
 ddelta/dt = (-delta + eta*learn_{cell}*{post_rate}*{factor}_{other})/tau_lo : Hz (clock-driven)
 """
-        jump = f"delta += eta*learn_{cell}*{factor}_{other}/(nu_max_{cell}*tau_lo)"
+        jump = f"delta += eta*learn_{cell}*{factor}_{other}{spike}/(nu_max_{cell}*tau_lo)"
     else:
         model = head + f"dw/dt = eta*learn_{cell}*{post_rate}*{factor}_{other}{shrink} : 1 (clock-driven)\n"
-        jump = f"w += eta*learn_{cell}*{factor}_{other}/nu_max_{cell}"
+        jump = f"w += eta*learn_{cell}*{factor}_{other}{spike}/nu_max_{cell}"
     return model, jump if estimators.post_spikes else None
 
 
