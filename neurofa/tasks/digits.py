@@ -37,8 +37,9 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 1797 digits as (1797, 64) values in [0, 1] and their labels."""
     try:
         from sklearn.datasets import load_digits
-    except ImportError as exc:  # scikit-learn is a test/extra dependency
-        raise ConfigError("task.name = 'digits' needs scikit-learn (pip install scikit-learn)") from exc
+    except ImportError as exc:  # a dependency of the package; only a broken environment lacks it
+        raise ConfigError("task.name = 'digits' needs scikit-learn, a dependency of neurofa: "
+                          "pip install scikit-learn") from exc
     d = load_digits()
     return np.asarray(d.data, dtype=float) / 16.0, np.asarray(d.target, dtype=int)
 
