@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from neurofa.atomic import atomic_write
 from neurofa.spikes import windows_of
+from neurofa.timegrid import on_rate_grid
 
 __all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", "comparison_figures",
            "raster_figure"]
@@ -158,8 +159,8 @@ def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str,
     names = tuple(n for n in names if n in rate and n in spiking)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
-        r = rate[name].transpose("seed", "time", ...).values[:, 1:].ravel()
-        s = spiking[name].transpose("seed", "time", ...).values[:, 1:].ravel()
+        ref, tst = on_rate_grid(rate, spiking, name)
+        r, s = ref[:, 1:].ravel(), tst[:, 1:].ravel()
         ax.plot(r, s, ".", ms=2, alpha=0.4)
         lo, hi = np.nanmin([r.min(), s.min()]), np.nanmax([r.max(), s.max()])
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)

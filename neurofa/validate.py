@@ -52,6 +52,7 @@ from neurofa.rundir import RunDirectory
 from neurofa.runner import resolve_seeds, run
 from neurofa.spiking.params import effective_parameters, mean_field_config
 from neurofa.tasks import task_spec
+from neurofa.timegrid import on_rate_grid
 from neurofa.validation_stats import agreement, band_check, convergence_slope
 
 __all__ = [
@@ -111,20 +112,6 @@ class Report:
 # the levels: pure functions of two datasets
 
 
-def _aligned(rate: xr.Dataset, spiking: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The variable ``name`` of both datasets on the rate dataset's time grid, as (seed, time, ...) arrays."""
-    if name not in rate or name not in spiking:
-        missing = "rate" if name not in rate else "spiking"
-        raise ValueError(f"the {missing} result has no {name!r} (was simulation.record_detail set?)")
-    r, s = rate[name], spiking[name]
-    if "time" in r.dims and not np.array_equal(r["time"].values, s["time"].values):
-        s = s.interp(time=r["time"].values)
-    order = [d for d in ("seed", "time") if d in r.dims]
-    r = r.transpose(*order, ...)
-    s = s.transpose(*order, ...)
-    return r.values, s.values
-
-
 def time_averaged(values: np.ndarray) -> np.ndarray:
     """Per-neuron time averages (seed, unit) of window means (seed, time, unit), without the first window, which
     holds the settling from the initial state."""
@@ -139,7 +126,7 @@ def dynamics_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[s
     for name in DETAIL_VARIABLES:
         if name not in rate or name not in spiking:
             continue
-        ref, tst = (time_averaged(a) for a in _aligned(rate, spiking, name))
+        ref, tst = (time_averaged(a) for a in on_rate_grid(rate, spiking, name))
         a = agreement(ref, tst)
         out[f"dynamics_{name}_correlation"] = a.correlation
         if name in JUDGED:
@@ -159,7 +146,7 @@ def dynamics_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[s
 
 def rate_errors(rate: xr.Dataset, spiking: xr.Dataset) -> list[float]:
     """Relative RMS error of the per-neuron time-averaged pyramidal rates, one value per seed."""
-    ref, tst = (time_averaged(a) for a in _aligned(rate, spiking, "rate_pyr"))
+    ref, tst = (time_averaged(a) for a in on_rate_grid(rate, spiking, "rate_pyr"))
     return [agreement(ref[k], tst[k]).rel_rms for k in range(ref.shape[0])]
 
 
@@ -192,12 +179,12 @@ def learning_gaps(rate: xr.Dataset, spiking: xr.Dataset) -> dict[str, list[float
     out: dict[str, list[float]] = {}
     names = [n for n in ("weights_W", "weights_B") if n in rate and n in spiking]
     if names:
-        pairs = [_aligned(rate, spiking, n) for n in names]
+        pairs = [on_rate_grid(rate, spiking, n) for n in names]
         n_seeds = pairs[0][0].shape[0]
         out["weights"] = [_weight_rel_rms(np.concatenate([r[k].ravel() for r, _ in pairs]),
                                           np.concatenate([t[k].ravel() for _, t in pairs])) for k in range(n_seeds)]
     if "angle_B_WT" in rate and "angle_B_WT" in spiking:
-        ref, tst = _aligned(rate, spiking, "angle_B_WT")
+        ref, tst = on_rate_grid(rate, spiking, "angle_B_WT")
         out["angle"] = np.nanmean(np.abs(tst[:, -1] - ref[:, -1]).reshape(ref.shape[0], -1), axis=1).tolist()
     if "test_accuracy" in rate and "test_accuracy" in spiking:
         ref_acc = rate["test_accuracy"].values.astype(float).ravel()
@@ -244,7 +231,7 @@ def learning_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[s
     out: dict[str, Any] = {}
     passed = True
     if "angle_B_WT" in rate and "angle_B_WT" in spiking:
-        ref, tst = _aligned(rate, spiking, "angle_B_WT")
+        ref, tst = on_rate_grid(rate, spiking, "angle_B_WT")
         check = band_check(ref, tst, k_sd=v.band_sd, tolerance=v.angle_tolerance)
         out["learning_angle_fraction_inside"] = check.fraction_inside
         out["learning_angle_max_excess"] = check.max_excess
@@ -253,7 +240,7 @@ def learning_level(rate: xr.Dataset, spiking: xr.Dataset, cfg: Config) -> dict[s
         passed &= check.passed
     for name in ("weights_W", "weights_B"):
         if name in rate and name in spiking:
-            ref, tst = _aligned(rate, spiking, name)
+            ref, tst = on_rate_grid(rate, spiking, name)
             rel = _weight_rel_rms(ref, tst)
             out[f"learning_{name}_rel_rms"] = rel
             passed &= bool(rel <= v.weight_tolerance)
