@@ -24,7 +24,8 @@ import numpy as np
 from neurofa.config import ConfigError
 from neurofa.tasks.base import TaskData, TaskSpec, one_hot_targets, register_task
 
-__all__ = ["IDX_FILES", "N_CLASSES", "read_idx", "mnist_arrays", "mnist_task"]
+__all__ = ["IDX_FILES", "N_CLASSES", "read_idx", "write_idx", "write_idx_folder", "synthetic_mnist", "mnist_arrays",
+           "mnist_task"]
 
 N_CLASSES = 10
 IDX_FILES = {
@@ -61,6 +62,48 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) - header != need:
         raise _bad(path, f"IDX data has {len(raw) - header} bytes, the header {shape} needs {need}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as an unsigned-byte IDX file (the inverse of :func:`read_idx` for uint8 data)."""
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"write_idx writes unsigned bytes; got dtype {arr.dtype}")
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+    path = Path(path)
+    path.write_bytes(header + arr.tobytes())
+    return path
+
+
+def write_idx_folder(folder: str | Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                     y_test: np.ndarray) -> Path:
+    """Write the four MNIST IDX files (:data:`IDX_FILES`) of uint8 images and labels into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, arr in {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}.items():
+        write_idx(folder / IDX_FILES[key], arr)
+    return folder
+
+
+def synthetic_mnist(n_train: int, n_test: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """MNIST-shaped stand-in data for tests and benchmarks: 28×28 uint8 images, one random smooth template per
+    class (10 classes) plus pixel noise, with their labels; a network that learns separates the classes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:28, 0:28]
+    templates = np.zeros((N_CLASSES, 28, 28))
+    for c in range(N_CLASSES):
+        for cy, cx in rng.uniform(4, 24, size=(3, 2)):
+            templates[c] += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)
+    templates /= templates.max(axis=(1, 2), keepdims=True)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, N_CLASSES, size=n)
+        images = np.clip(templates[labels] + rng.normal(0.0, 0.15, (n, 28, 28)), 0.0, 1.0)
+        return np.round(255 * images).astype(np.uint8), labels.astype(np.uint8)
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
