@@ -183,3 +183,13 @@ def test_a_wrong_apical_conductance_fails_the_dynamics_level():
     assert not report.passed
     assert report.summary["dynamics_passed"] is False
     assert report.summary["levels_checked"] == ["dynamics"]
+
+
+def test_the_report_figures_read_a_spiking_run_on_another_time_grid(tmp_path):
+    """The spiking backend may record more windows than the rate run (test presentations): the levels and the
+    dynamics scatter both read it on the rate grid."""
+    rate = mean_field(n_t=10)
+    spk = poisson_version(mean_field(n_t=19), 4.0).assign_coords(time=np.arange(19) * 250.0)
+    summary = {**dynamics_level(rate, spk, CFG), "passed": True}
+    Report(summary, True, {"dynamics_rate": rate, "dynamics_spiking": spk}).save(tmp_path)
+    assert (tmp_path / "figures" / "dynamics_scatter.png").stat().st_size > 0
