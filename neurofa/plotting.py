@@ -242,6 +242,7 @@ def _population_learning(summary: dict[str, Any]) -> Any:
         ax.set_ylabel(labels[m])
         ax.legend(frameon=False, fontsize=7)
     fig.suptitle("spiking learning against its mean field (dashed: 1/√N)", fontsize=9)
+    fig.tight_layout()
     return fig
 
 
