@@ -212,28 +212,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scales(text: str | None) -> list[float] | None:
+def _number_list(option: str, text: str | None, kind: type, expected: str) -> list[Any] | None:
+    """A comma-separated option value (``--scales``, ``--populations``) as a list of ``kind``; None when absent."""
     if not text:
         return None
     try:
-        return [float(s) for s in text.split(",")]
+        return [kind(s) for s in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--scales = {text!r} is invalid: expected comma-separated numbers, e.g. 1,4,16") from None
-
-
-def _populations(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--populations = {text!r} is invalid: expected comma-separated whole numbers of cells "
-                          "per unit, e.g. 1,4,16") from None
+        raise ConfigError(f"{option} = {text!r} is invalid: expected comma-separated {expected}, e.g. 1,4,16") from None
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    scales = _scales(args.scales)
-    populations = _populations(args.populations)
+    scales = _number_list("--scales", args.scales, float, "numbers")
+    populations = _number_list("--populations", args.populations, int, "whole numbers of cells per unit")
     out = Path(args.out) if args.out else _default_out("compare", Path(args.config).stem)
     with RunDirectory.open(out, command="compare", overwrite=args.overwrite) as rundir:
         report = compare(args.config, seeds=args.seeds, scales=scales, overrides=args.set, progress=not args.quiet,
