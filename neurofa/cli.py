@@ -30,6 +30,7 @@ from neurofa.plotting import plot_run
 from neurofa.results import Result
 from neurofa.rundir import RunDirectory, is_complete
 from neurofa.runner import estimate, resolve_seeds, run
+from neurofa.spiking.params import mean_field_config
 from neurofa.sweep import parse_grid, sweep, sweep_figure
 from neurofa.theory import experiment
 from neurofa.validate import compare
@@ -75,7 +76,7 @@ def _resumed(args: argparse.Namespace) -> tuple[Any, str, list[int], Path]:
     out = Path(args.resume)
     clash = [name for name, given in (("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds),
                                       ("--out", args.out), ("--overwrite", args.overwrite),
-                                      ("--backend", args.backend)) if given]
+                                      ("--backend", args.backend), ("--mean-field", args.mean_field)) if given]
     if clash:
         raise ConfigError(f"--resume = {str(out)!r} continues that run as it was configured; {', '.join(clash)} "
                           "cannot be given with it")
@@ -102,8 +103,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.config:
             raise ConfigError("give a configuration file (CONFIG) or --resume RUN_DIR")
         cfg, backend = load_config(args.config, args.set), args.backend or "rate"
+        if args.mean_field:
+            if backend != "rate":
+                raise ConfigError(f"--mean-field runs the rate backend; --backend = {backend!r} cannot be given "
+                                  "with it (allowed: rate, or leave --backend out)")
+            cfg = mean_field_config(cfg)
         seeds = resolve_seeds(cfg, args.seeds)
-        out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, backend)
+        label = "mean-field" if args.mean_field else backend
+        out = Path(args.out) if args.out else _default_out("run", Path(args.config).stem, label)
     cost = estimate(cfg, backend, len(seeds))
     check_bounds(cfg, cost)
     if args.check:
@@ -274,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(simulation.checkpoint_interval), with its configuration, backend and seeds")
     p.add_argument("--check", action="store_true",
                    help="validate the configuration, the backend, the estimated cost and --out, then stop")
+    p.add_argument("--mean-field", action="store_true",
+                   help="run the exact rate mean field of the spiking configuration CONFIG "
+                        "(neurofa.spiking.params.mean_field_config: the spiking dt, presentation time and "
+                        "time scale) with the rate backend")
     _add_common(p)
     p.set_defaults(func=cmd_run)
 

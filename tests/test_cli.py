@@ -87,3 +87,31 @@ def test_run_writes_a_complete_run_directory_and_plot_redraws_it(tmp_path, capsy
     (out / "figures" / "angle_B_WT.png").unlink()
     assert main(["plot", str(out)]) == 0
     assert (out / "figures" / "angle_B_WT.png").exists()
+
+
+def test_run_mean_field_is_the_rate_run_of_the_spiking_files_mean_field(tmp_path, capsys):
+    """``neurofa run CONFIG --mean-field`` runs the rate backend on ``mean_field_config``: the spiking dt and
+    presentation time, τ_syn = τ_s, learning rates divided by k = 100; the same dataset as the API's."""
+    import xarray as xr
+
+    from neurofa.config import load_config
+    from neurofa.runner import run
+    from neurofa.spiking.params import mean_field_config
+
+    model = MODELS / "spiking_digits_fa.yaml"
+    overrides = ["simulation.duration=6", "simulation.record_interval=2"]
+    out = tmp_path / "mf"
+    args = ["run", str(model), "--mean-field", "--seeds", "1", "--quiet", "--no-plots", "--out", str(out)]
+    assert main(args + [a for o in overrides for a in ("--set", o)]) == 0
+    written = load_config(out / "config.yaml")
+    assert written.simulation.dt == 0.1 and written.task.t_pres == 200.0 and written.simulation.tau_syn == 20.0
+    assert written.plasticity.eta_fw == pytest.approx([0.4, 0.004])
+    assert written.simulation.duration == 600.0  # 3 presentations of 200 ms
+    expected = run(mean_field_config(load_config(model, overrides)), "rate", seeds=1, progress=False).dataset
+    with xr.open_dataset(out / "results.nc") as got:
+        assert got.sizes["time"] == 3
+        for name in ("loss", "angle_B_WT"):
+            assert got[name].values.tobytes() == expected[name].values.tobytes()
+    assert main(["run", str(model), "--mean-field", "--backend", "spiking", "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--mean-field" in err[0] and "'spiking'" in err[0]

@@ -31,7 +31,8 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("n, p", [(1, 0.3), (4, 0.02), (16, 0.2), (64, 0.004), (200, 0.5)])
+@pytest.mark.parametrize("n, p", [(1, 0.3), (4, 0.02), (16, 0.2), (64, 0.004), (200, 0.5), (4096, 0.05),
+                                  (11600, 0.05)])  # the last: near the largest population allowed at ν_max dt 0.05
 def test_the_population_draw_is_the_binomial_inverse_distribution_function(n: int, p: float) -> None:
     u = np.random.default_rng(n).uniform(size=20000)
     k = binomial_inverse(u, n, np.full(u.shape, p))
@@ -68,6 +69,8 @@ def test_the_mean_field_does_not_depend_on_the_population_size() -> None:
     ({"population": 0}, {}, "network.population = 0"),
     ({"population": 4}, {"record_spikes": "all"},
      "network.population = 4 is not allowed with spiking.record_spikes = ['all']"),
+    ({"population": 11700}, {"nu_max": 500.0, "dt": 0.1},
+     "network.population = 11700 is too large for spiking.nu_max = 500.0 and spiking.dt = 0.1"),
 ])
 def test_bad_population_settings_are_one_line_errors(network: dict, spiking: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
