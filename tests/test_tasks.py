@@ -8,7 +8,7 @@ import pytest
 
 from neurofa.config import ConfigError, Task
 from neurofa.tasks import load_task
-from neurofa.tasks.mnist import IDX_FILES, mnist_task, read_idx
+from neurofa.tasks.mnist import IDX_FILES, idx_bytes, mnist_task, read_idx
 from neurofa.tasks.teacher import linear_teacher_task, teacher_outputs, teacher_task
 from neurofa.tasks.yinyang import SPLITS, yinyang_samples
 
@@ -77,12 +77,6 @@ def test_digits_split_sizes():
     assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
 
 
-def _idx_bytes(arr):
-    arr = np.asarray(arr, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
-    return header + arr.tobytes()
-
-
 def _tiny_mnist(rng):
     return {
         "x_train": rng.integers(0, 256, size=(6, 4, 3), dtype=np.uint8),
@@ -96,7 +90,7 @@ def _tiny_mnist(rng):
 def test_mnist_reads_idx_folders(tmp_path, compressed):
     arrays = _tiny_mnist(np.random.default_rng(0))
     for key, stem in IDX_FILES.items():
-        raw = _idx_bytes(arrays[key])
+        raw = idx_bytes(arrays[key])
         if compressed:
             (tmp_path / f"{stem}.gz").write_bytes(gzip.compress(raw))
         else:
@@ -127,7 +121,7 @@ def test_mnist_errors_name_the_path(tmp_path):
     with pytest.raises(ConfigError, match="bad magic"):
         read_idx(bad)
     truncated = tmp_path / "trunc"
-    truncated.write_bytes(_idx_bytes(np.zeros((3, 2, 2)))[:-1])
+    truncated.write_bytes(idx_bytes(np.zeros((3, 2, 2), dtype=np.uint8))[:-1])
     with pytest.raises(ConfigError, match="needs"):
         read_idx(truncated)
     arrays = _tiny_mnist(np.random.default_rng(2))

@@ -24,8 +24,8 @@ import numpy as np
 from neurofa.config import ConfigError
 from neurofa.tasks.base import TaskData, TaskSpec, one_hot_targets, register_task
 
-__all__ = ["IDX_FILES", "N_CLASSES", "read_idx", "write_idx", "write_idx_folder", "synthetic_mnist", "mnist_arrays",
-           "mnist_task"]
+__all__ = ["IDX_FILES", "N_CLASSES", "read_idx", "idx_bytes", "write_idx", "write_idx_folder", "synthetic_mnist",
+           "mnist_arrays", "mnist_task"]
 
 N_CLASSES = 10
 IDX_FILES = {
@@ -64,14 +64,19 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def write_idx(path: str | Path, array: np.ndarray) -> Path:
-    """Write ``array`` as an unsigned-byte IDX file (the inverse of :func:`read_idx` for uint8 data)."""
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The unsigned-byte IDX encoding of ``array`` (magic 0x0000 08 ndim, big-endian sizes, the bytes)."""
     arr = np.asarray(array)
     if arr.dtype != np.uint8:
-        raise ValueError(f"write_idx writes unsigned bytes; got dtype {arr.dtype}")
+        raise ValueError(f"IDX files here hold unsigned bytes; got dtype {arr.dtype}")
     header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+    return header + arr.tobytes()
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as an unsigned-byte IDX file (the inverse of :func:`read_idx` for uint8 data)."""
     path = Path(path)
-    path.write_bytes(header + arr.tobytes())
+    path.write_bytes(idx_bytes(array))
     return path
 
 
