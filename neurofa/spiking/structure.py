@@ -50,8 +50,8 @@ _CODE_HASH = hashlib.sha1(b"".join((Path(__file__).parent / name).read_bytes()
 @dataclass(frozen=True)
 class GroupSpec:
     """A ``NeuronGroup``: size, equations, threshold and reset, schedule order, linked variables (variable, source
-    group, source variable) set after every group exists, custom events (name, condition) and code run every step
-    before the thresholds."""
+    group, source variable) set after every group exists, custom events (name, condition), code run every step
+    before the thresholds, and whether each unit is a population of ``pop_size`` cells (``network.population``)."""
 
     name: str
     size: int
@@ -62,6 +62,7 @@ class GroupSpec:
     links: tuple[tuple[str, str, str], ...] = ()
     events: tuple[tuple[str, str], ...] = ()
     before_thresholds: str = ""
+    population: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _population(spec: GroupSpec, high_pass: bool) -> GroupSpec:
     thresholds, the unit's event is that at least one fired, its trace jumps by the fraction that fired
     (:func:`neurofa.spiking.equations.population_draw`)."""
     return replace(spec, equations=spec.equations + eq.population_equations(), threshold=eq.POPULATION_THRESHOLD,
-                   reset=eq.population_reset(high_pass), before_thresholds=eq.population_draw())
+                   reset=eq.population_reset(high_pass), before_thresholds=eq.population_draw(), population=True)
 
 
 def _synapses(model: Model, cfg: Config) -> dict[str, tuple[Projection, Any]]:
@@ -387,7 +388,7 @@ def _neuron_values(model: Model, eff: EffectiveParameters, target: bool) -> dict
 
 def _population_values(structure: Structure, cells: int) -> dict[tuple[str, str], tuple[float, str]]:
     """``pop_size`` of every group whose units are populations: a run argument, so one build serves every N > 1."""
-    return {(g.name, "pop_size"): (float(cells), "1") for g in structure.groups if "pop_size :" in g.equations}
+    return {(g.name, "pop_size"): (float(cells), "1") for g in structure.groups if g.population}
 
 
 def plan_values(model: Model, cfg: Config, eff: EffectiveParameters, structure: Structure, data: TaskData,
