@@ -30,6 +30,7 @@ from neurofa.plotting import plot_run
 from neurofa.results import Result
 from neurofa.rundir import RunDirectory, is_complete
 from neurofa.runner import estimate, resolve_seeds, run
+from neurofa.spiking.noise import weight_noise
 from neurofa.spiking.params import mean_field_config
 from neurofa.sweep import parse_grid, sweep, sweep_figure
 from neurofa.theory import experiment
@@ -116,6 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         RunDirectory.check(out, overwrite=args.overwrite, resume=bool(args.resume))
         print(f"{cfg.name} ({backend}, {len(seeds)} seeds): valid; {cost.describe()}; {out} can be written")
+        if backend == "spiking" and any(weight_noise(cfg)):
+            layers = ", ".join(f"W{i + 1} {s:.3g}" for i, s in enumerate(weight_noise(cfg)))
+            print(f"  spike-train rule: the weights' random walk over the run (σ_w at φ = 1/2, x = 1, "
+                  f"docs/science.md §3.10): {layers}")
         return 0
     with RunDirectory.open(out, command="run", overwrite=args.overwrite, resume=bool(args.resume)) as rundir:
         if not args.resume:

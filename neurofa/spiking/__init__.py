@@ -31,6 +31,7 @@ from neurofa.config import Config
 from neurofa.divergence import DivergenceError
 from neurofa.estimate import Estimate, data_values, microcircuit_size
 from neurofa.spiking import collect, program
+from neurofa.spiking.noise import weight_noise
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, recorded_windows, spike_window, structure_key
 from neurofa.tasks import TaskData
@@ -162,4 +163,5 @@ def _summary(eff: EffectiveParameters, cfg: Config, structure: Structure, n_seed
         "spiking_tau_xi_ms": eff.tau_xi,
         "spiking_tau_hp_ms": eff.tau_hp,
         "spiking_time_scale": eff.time_scale,
+        "spiking_weight_noise": list(weight_noise(cfg)),
     }
