@@ -117,8 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         RunDirectory.check(out, overwrite=args.overwrite, resume=bool(args.resume))
         print(f"{cfg.name} ({backend}, {len(seeds)} seeds): valid; {cost.describe()}; {out} can be written")
-        if backend == "spiking" and any(weight_noise(cfg)):
-            layers = ", ".join(f"W{i + 1} {s:.3g}" for i, s in enumerate(weight_noise(cfg)))
+        noise = weight_noise(cfg) if backend == "spiking" else ()
+        if any(noise):
+            layers = ", ".join(f"W{i + 1} {s:.3g}" for i, s in enumerate(noise))
             print(f"  spike-train rule: the weights' random walk over the run (σ_w at φ = 1/2, x = 1, "
                   f"docs/science.md §3.10): {layers}")
         return 0

@@ -29,8 +29,9 @@ import math
 import numpy as np
 
 from neurofa.circuit import learning_rate_factor
-from neurofa.config import Config, layer_values
-from neurofa.spiking.params import effective_parameters
+from neurofa.config import Config
+from neurofa.model import compile_model
+from neurofa.spiking.params import effective_parameters, mean_field_config
 
 __all__ = ["PHI_REFERENCE", "annealed_presentations", "weight_noise"]
 
@@ -49,19 +50,14 @@ def annealed_presentations(cfg: Config) -> float:
 
 
 def weight_noise(cfg: Config) -> tuple[float, ...]:
-    """σ_w of every forward projection W_1 … W_N at φ = 1/2 and x = 1 (the module docstring): 0 for a layer that
+    """σ_w of every forward projection W_1 … W_N at φ = 1/2 and x = 1 (the module docstring), with the learning
+    rates the spiking backend simulates (the model description of :func:`mean_field_config`): 0 for a layer that
     does not learn, and all zeros when the rule reads rates (``spiking.post_signal: rate``)."""
-    n_w = len(cfg.network.layers) - 1
+    forward = compile_model(mean_field_config(cfg)).of_kind("W")
     if cfg.spiking.post_signal != "spikes":
-        return (0.0,) * n_w
+        return (0.0,) * len(forward)
     eff = effective_parameters(cfg)
     nu = eff.nu_max / 1000.0  # per ms
     count = math.sqrt(PHI_REFERENCE * eff.t_pres / (cfg.network.population * nu))
     walk = math.sqrt(annealed_presentations(cfg))
-    p = cfg.plasticity
-    etas = [e / eff.time_scale for e in layer_values(p.eta_fw, n_w)]
-    if not p.learn_forward:
-        etas = [0.0] * n_w
-    elif p.freeze_hidden:
-        etas = [0.0] * (n_w - 1) + etas[-1:]
-    return tuple(eta * count * walk for eta in etas)
+    return tuple(getattr(p.rule, "eta", 0.0) * count * walk for p in forward)
