@@ -15,10 +15,10 @@ random walk, whose standard deviation after the run's M presentations is
 .. math:: \sigma_w = \eta \sqrt{\frac{\varphi T}{N \nu_{max}}} \sqrt{\sum_{m<M} f_m^2}\; x,
           \qquad f_m = \frac{1}{1 + m\, T / T_\eta}
 
-(f the annealing factor of :func:`neurofa.circuit.learning_rate_factor`; Σ f_m² → T_η/T for long runs, M without
-annealing). :func:`weight_noise` gives σ_w at φ = 1/2 and x = 1 for every forward layer, in the units of the
-weights; the mean field has no such term, and a run whose σ_w is large against the weights it needs does not learn
-(the measured cases are in ``docs/science.md`` §3.10).
+(f the annealing factor of :func:`neurofa.circuit.learning_rate_factor`; Σ f_m² → T_η/T + 1/2 for runs much
+longer than T_η, M without annealing). :func:`weight_noise` gives σ_w at φ = 1/2 and x = 1 for every forward layer,
+in the units of the weights. The mean field has no such term; how large σ_w may be depends on the weights a task
+needs (the measured cases are in ``docs/science.md`` §3.10).
 """
 
 from __future__ import annotations

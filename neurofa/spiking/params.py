@@ -177,9 +177,10 @@ def check_spiking_config(cfg: Config, where: str = "") -> None:
             f"{where}simulation.checkpoint_interval = {cfg.simulation.checkpoint_interval!r} is not allowed with "
             f"spiking.device = {sp.device!r}; allowed: spiking.device = 'cpp_standalone' (or checkpoint_interval 0)"
         )
-    draw = cfg.network.population * -math.log1p(-sp.nu_max * sp.dt / 1000.0)
+    per_cell = -math.log1p(-sp.nu_max * sp.dt / 1000.0)  # −ln(1 − ν_max dt)
+    draw = cfg.network.population * per_cell
     if draw > MAX_LOG_P0:
-        limit = int(MAX_LOG_P0 / -math.log1p(-sp.nu_max * sp.dt / 1000.0))
+        limit = int(MAX_LOG_P0 / per_cell)
         raise ConfigError(
             f"{where}network.population = {cfg.network.population!r} is too large for spiking.nu_max = {sp.nu_max} "
             f"and spiking.dt = {sp.dt}: the Binomial draw starts from P(0) = (1 − ν_max·dt)^N = e^−{draw:.0f}, "
