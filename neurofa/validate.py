@@ -108,6 +108,11 @@ class Report:
         return directory
 
 
+#: the levels whose ``<level>_passed`` verdicts make up the report's verdict (measures within a level, such as
+#: ``dynamics_rate_pyr_passed``, are reported but judged through their level)
+LEVELS = ("dynamics", "convergence", "populations", "learning", "populations_learning", "task")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the levels: pure functions of two datasets
 
@@ -426,10 +431,9 @@ def compare(
         gaps = [learning_gaps(*(learned if n == base and learned else pair("learning", learning_config, cells=n)))
                 for n in populations]
         summary.update(population_learning_level(populations, gaps))
-    verdicts = {k: v for k, v in summary.items()
-                if k.endswith("_passed") and (k.count("_") == 1 or k == "populations_learning_passed")}
+    verdicts = {level: summary[f"{level}_passed"] for level in LEVELS if f"{level}_passed" in summary}
     passed = bool(verdicts) and all(verdicts.values())
-    summary["levels_checked"] = sorted(k.removesuffix("_passed") for k in verdicts)
+    summary["levels_checked"] = sorted(verdicts)
     summary["passed"] = passed
     text = dump_config(cfg, extra={"command": "compare", "seeds": seed_list, "scales": scales,
                                    "populations": populations,
