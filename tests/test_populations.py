@@ -10,6 +10,10 @@ The dynamics level at N = 1, 4 and 16 on a real tiny network is in ``tests/test_
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -31,8 +35,12 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("n, p", [(1, 0.3), (4, 0.02), (16, 0.2), (64, 0.004), (200, 0.5), (4096, 0.05),
-                                  (11600, 0.05)])  # the last: near the largest population allowed at ν_max dt 0.05
+#: the last three start from P(0) = (1 − p)^n below the normal doubles (e^−1026, e^−9431, e^−2563): the scaled recursion
+DRAWS = [(1, 0.3), (4, 0.02), (16, 0.2), (64, 0.004), (200, 0.5), (4096, 0.05), (11600, 0.05), (20000, 0.05),
+         (4096, 0.9), (50000, 0.05)]
+
+
+@pytest.mark.parametrize("n, p", DRAWS)
 def test_the_population_draw_is_the_binomial_inverse_distribution_function(n: int, p: float) -> None:
     u = np.random.default_rng(n).uniform(size=20000)
     k = binomial_inverse(u, n, np.full(u.shape, p))
@@ -42,6 +50,53 @@ def test_the_population_draw_is_the_binomial_inverse_distribution_function(n: in
     # and the draws have the Binomial moments (5 standard errors)
     assert abs(k.mean() - n * p) < 5 * np.sqrt(n * p * (1 - p) / u.size)
     assert k.var() == pytest.approx(n * p * (1 - p), rel=0.1)
+
+
+def _compiled_draws(code: str, u: np.ndarray, n: np.ndarray, p: np.ndarray, where: Path) -> np.ndarray:
+    """``population_spikes(u, n, p)`` of the C++ support code ``code``, compiled on its own with the C++ compiler."""
+    source = where / "draw.cpp"
+    source.write_text("#include <cmath>\n#include <cstdio>\nusing namespace std;\n" + code + """
+int main() {
+    double u, n, p;
+    while (scanf("%lf %lf %lf", &u, &n, &p) == 3) printf("%.1f\\n", population_spikes(u, n, p));
+    return 0;
+}
+""")
+    program = where / "draw"
+    subprocess.run([shutil.which("c++") or "g++", "-O2", str(source), "-o", str(program)], check=True)
+    lines = "\n".join(f"{a!r} {b!r} {c!r}" for a, b, c in zip(u.tolist(), n.tolist(), p.tolist()))
+    out = subprocess.run([str(program)], input=lines, capture_output=True, text=True, check=True).stdout
+    return np.array(out.split(), dtype=float)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler")
+def test_the_cpp_and_cython_draws_are_the_numpy_draw(tmp_path: Path) -> None:
+    """The C++ (cpp_standalone) and Cython (runtime) implementations are the recursion of :func:`binomial_inverse`
+    on both of its paths (P(0) a normal double, and the scaled recursion below), spike for spike."""
+    from brian2 import Network, NeuronGroup, defaultclock, ms, prefs
+
+    from neurofa.spiking.network import _BINOMIAL_CPP, POPULATION_SPIKES
+
+    cases = [(16, 0.2), (4096, 0.05), (20000, 0.05), (4096, 0.9)]
+    size = 1000
+    u = np.random.default_rng(7).uniform(size=size * len(cases))
+    n = np.repeat([float(c[0]) for c in cases], size)
+    p = np.repeat([c[1] for c in cases], size)
+    expected = np.concatenate([binomial_inverse(u[i * size:(i + 1) * size], c[0], p[i * size:(i + 1) * size])
+                               for i, c in enumerate(cases)])
+    assert np.array_equal(_compiled_draws(_BINOMIAL_CPP, u, n, p, tmp_path), expected)
+    target = prefs.codegen.target
+    prefs.codegen.target = "cython"
+    try:
+        group = NeuronGroup(u.size, "u : 1\nn_cells : 1\np_fire : 1\nk : 1",
+                            namespace={"population_spikes": POPULATION_SPIKES})
+        group.u, group.n_cells, group.p_fire = u, n, p
+        group.run_regularly("k = population_spikes(u, n_cells, p_fire)")
+        defaultclock.dt = 0.1 * ms
+        Network(group).run(0.1 * ms)
+    finally:
+        prefs.codegen.target = target
+    assert np.array_equal(np.asarray(group.k), expected)
 
 
 def test_the_population_draw_at_the_edges() -> None:
@@ -69,8 +124,6 @@ def test_the_mean_field_does_not_depend_on_the_population_size() -> None:
     ({"population": 0}, {}, "network.population = 0"),
     ({"population": 4}, {"record_spikes": "all"},
      "network.population = 4 is not allowed with spiking.record_spikes = ['all']"),
-    ({"population": 11700}, {"nu_max": 500.0, "dt": 0.1},
-     "network.population = 11700 is too large for spiking.nu_max = 500.0 and spiking.dt = 0.1"),
 ])
 def test_bad_population_settings_are_one_line_errors(network: dict, spiking: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -64,6 +64,30 @@ class Circuit:
 
 
 _BINOMIAL_CPP = """
+static inline double population_spikes_scaled(const double u, const double n, const double p)
+{
+    // P(0) = (1-p)^n below the normal doubles: the same recursion on pmf and cdf divided by e^scale (scale =
+    // ln P(0) at first; both are multiplied by the exact 2^-1000 whenever the cdf passes 1e300), and u >= cdf
+    // compared as ln u >= ln cdf + scale
+    const double odds = p / (1.0 - p);
+    const double log_u = log(u);
+    double scale = n * log1p(-p);
+    double pmf = 1.0;
+    double cdf = 1.0;
+    double k = 0.0;
+    while (k < n && log_u >= log(cdf) + scale) {
+        pmf *= (n - k) / (k + 1.0) * odds;
+        k += 1.0;
+        cdf += pmf;
+        if (cdf > 1e300) {
+            pmf *= 9.3326361850321888e-302;  // 2^-1000
+            cdf *= 9.3326361850321888e-302;
+            scale += 693.14718055994531;  // 1000 ln 2
+        }
+    }
+    return k;
+}
+
 static inline double population_spikes(const double u, const double n, const double p)
 {
     // the inverse distribution function of Binomial(n, p) at u in [0, 1): k with F(k-1) <= u < F(k)
@@ -72,6 +96,7 @@ static inline double population_spikes(const double u, const double n, const dou
     const double q = 1.0 - p;
     const double odds = p / q;
     double pmf = pow(q, n);
+    if (pmf < 2.2250738585072014e-308) return population_spikes_scaled(u, n, p);  // below DBL_MIN
     double cdf = pmf;
     double k = 0.0;
     while (u >= cdf && k < n) {
@@ -85,6 +110,24 @@ static inline double population_spikes(const double u, const double n, const dou
 
 
 _BINOMIAL_CYTHON = """
+cdef double population_spikes_scaled(double u, double n, double p):
+    # P(0) below the normal doubles: the scaled recursion of the C++ implementation
+    cdef double odds = p / (1.0 - p)
+    cdef double log_u = log(u) if u > 0.0 else -1e308
+    cdef double scale = n * log1p(-p)
+    cdef double pmf = 1.0
+    cdef double cdf = 1.0
+    cdef double k = 0.0
+    while k < n and log_u >= log(cdf) + scale:
+        pmf *= (n - k) / (k + 1.0) * odds
+        k += 1.0
+        cdf += pmf
+        if cdf > 1e300:
+            pmf *= 9.3326361850321888e-302
+            cdf *= 9.3326361850321888e-302
+            scale += 693.14718055994531
+    return k
+
 cdef double population_spikes(double u, double n, double p):
     # the inverse distribution function of Binomial(n, p) at u in [0, 1), as the C++ implementation
     if p <= 0.0:
@@ -94,6 +137,8 @@ cdef double population_spikes(double u, double n, double p):
     cdef double q = 1.0 - p
     cdef double odds = p / q
     cdef double pmf = q**n
+    if pmf < 2.2250738585072014e-308:
+        return population_spikes_scaled(u, n, p)
     cdef double cdf = pmf
     cdef double k = 0.0
     while u >= cdf and k < n:
@@ -104,9 +149,36 @@ cdef double population_spikes(double u, double n, double p):
 """
 
 
+#: the exact 2^-1000 by which the scaled recursion shrinks its pmf and cdf, and its logarithm
+_SHRINK, _LOG_SHRINK = 2.0 ** -1000, 1000.0 * np.log(2.0)
+
+
+def _binomial_inverse_scaled(u: np.ndarray, n: float, p: np.ndarray) -> np.ndarray:
+    """:func:`binomial_inverse` where P(0) = (1 − p)^n is below the normal doubles: the same recursion on the pmf and
+    cdf divided by e^scale (scale = ln P(0) at first, then shrunk by 2^−1000 as the cdf grows past 1e300), with
+    u ≥ F(k) compared as ln u ≥ ln cdf + scale."""
+    odds = p / (1.0 - p)
+    with np.errstate(divide="ignore"):
+        log_u = np.log(u)
+    scale = n * np.log1p(-p)
+    pmf, cdf, k = np.ones_like(u), np.ones_like(u), np.zeros_like(u)
+    for step in range(int(n)):
+        more = log_u >= np.log(cdf) + scale
+        if not more.any():
+            break
+        pmf = np.where(more, pmf * (n - step) / (step + 1.0) * odds, pmf)
+        k = np.where(more, step + 1.0, k)
+        cdf = np.where(more, cdf + pmf, cdf)
+        big = cdf > 1e300
+        pmf, cdf = np.where(big, pmf * _SHRINK, pmf), np.where(big, cdf * _SHRINK, cdf)
+        scale = np.where(big, scale + _LOG_SHRINK, scale)
+    return k
+
+
 def binomial_inverse(u: np.ndarray, n: float, p: np.ndarray) -> np.ndarray:
     """The inverse distribution function of Binomial(n, p) at u ∈ [0, 1), elementwise: the same recursion
-    P(k+1) = P(k) (n − k)/(k + 1) · p/(1 − p) from P(0) = (1 − p)^n as the C++ implementation."""
+    P(k+1) = P(k) (n − k)/(k + 1) · p/(1 − p) from P(0) = (1 − p)^n as the C++ implementation, and like it scaled
+    (:func:`_binomial_inverse_scaled`) where P(0) is below the normal doubles, so any n and p are exact."""
     u = np.asarray(u, dtype=float)
     p = np.broadcast_to(np.asarray(p, dtype=float), u.shape)
     n = float(np.max(n))
@@ -114,6 +186,8 @@ def binomial_inverse(u: np.ndarray, n: float, p: np.ndarray) -> np.ndarray:
     q = np.where(inner, 1.0 - p, 1.0)
     odds = np.where(inner, p, 0.0) / q
     pmf = q**n
+    scaled = inner & (pmf < np.finfo(float).tiny)
+    inner = inner & ~scaled
     cdf = pmf.copy()
     k = np.zeros_like(u)
     for step in range(int(n)):
@@ -123,6 +197,8 @@ def binomial_inverse(u: np.ndarray, n: float, p: np.ndarray) -> np.ndarray:
         pmf = pmf * (n - step) / (step + 1.0) * odds
         k = np.where(more, step + 1.0, k)
         cdf = np.where(more, cdf + pmf, cdf)
+    if scaled.any():
+        k[scaled] = _binomial_inverse_scaled(u[scaled], n, p[scaled])
     return np.where(p >= 1, n, k)
 
 

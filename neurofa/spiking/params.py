@@ -23,7 +23,6 @@ configuration, so the two backends differ only by spike noise.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +43,6 @@ __all__ = [
     "SETTLE",
     "TAU_XI_PER_TAU_S",
     "HP_PER_T_PRES",
-    "MAX_LOG_P0",
     "SPIKING_ACTIVATIONS",
     "EffectiveParameters",
     "effective_parameters",
@@ -56,8 +54,6 @@ N_SPIKES = 5.0
 SETTLE = 10.0
 TAU_XI_PER_TAU_S = 2.0
 HP_PER_T_PRES = 5.0
-#: the largest −ln P(0) of a population's Binomial draw, P(0) = (1 − ν_max dt)^N (doubles underflow near e^−745)
-MAX_LOG_P0 = 600.0
 SPIKING_ACTIVATIONS = ("logistic", "relu", "softplus")
 
 
@@ -176,16 +172,6 @@ def check_spiking_config(cfg: Config, where: str = "") -> None:
         raise ConfigError(
             f"{where}simulation.checkpoint_interval = {cfg.simulation.checkpoint_interval!r} is not allowed with "
             f"spiking.device = {sp.device!r}; allowed: spiking.device = 'cpp_standalone' (or checkpoint_interval 0)"
-        )
-    per_cell = -math.log1p(-sp.nu_max * sp.dt / 1000.0)  # −ln(1 − ν_max dt)
-    draw = cfg.network.population * per_cell
-    if draw > MAX_LOG_P0:
-        limit = int(MAX_LOG_P0 / per_cell)
-        raise ConfigError(
-            f"{where}network.population = {cfg.network.population!r} is too large for spiking.nu_max = {sp.nu_max} "
-            f"and spiking.dt = {sp.dt}: the Binomial draw starts from P(0) = (1 − ν_max·dt)^N = e^−{draw:.0f}, "
-            f"beyond e^−{MAX_LOG_P0:.0f} (doubles underflow near e^−745); allowed: population ≤ {limit} (or a "
-            "smaller ν_max·dt)"
         )
     if cfg.network.population > 1 and sp.record_spikes:
         raise ConfigError(
