@@ -252,12 +252,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # parser
 
 
+def seed_spec(text: str) -> int | list[int]:
+    """``--seeds``: a count ``N`` (seeds 0…N−1), a range ``A:B`` (seeds A…B−1) or a list ``S,T,…``.
+
+    A range or a list runs those seeds only, so the seeds of one configuration can be spread over processes or
+    machines: a seed's result does not depend on the other seeds of its batch (``tests/test_cli.py`` checks it
+    bitwise on the rate backend; the spiking backend runs each seed as its own run of the built program)."""
+    allowed = "allowed: a count N (seeds 0..N-1), a range A:B with 0 <= A < B, or a list of seeds such as 3,7"
+    try:
+        if ":" in text:
+            start, stop = (int(v) for v in text.split(":"))
+            seeds: int | list[int] = list(range(start, stop))
+            if start < 0 or not seeds:
+                raise ValueError
+            return seeds
+        if "," in text:
+            seeds = [int(v) for v in text.split(",")]
+            if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+                raise ValueError
+            return seeds
+        count = int(text)
+        if count < 1:
+            raise ValueError
+        return count
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; {allowed} (no duplicates)") from None
+
+
 def _add_common(p: argparse.ArgumentParser, seeds: bool = True) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration value, e.g. --set plasticity.eta_bw=20 (repeatable)")
     if seeds:
-        p.add_argument("--seeds", type=int, default=None, metavar="N",
-                       help="number of seeds (0..N-1); default: simulation.seeds of the configuration")
+        p.add_argument("--seeds", type=seed_spec, default=None, metavar="N|A:B|S,T,...",
+                       help="the seeds: a count N (seeds 0..N-1), a range A:B (seeds A..B-1, e.g. 2:3 for seed 2 "
+                            "alone) or a list S,T,...; default: simulation.seeds of the configuration")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory to write (default: runs/...)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run that --out already holds (otherwise such a directory is refused)")

@@ -1,5 +1,6 @@
 """The ``neurofa`` command: exit codes, one-line user errors, and whole runs written to a run directory."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -115,3 +116,35 @@ def test_run_mean_field_is_the_rate_run_of_the_spiking_files_mean_field(tmp_path
     assert main(["run", str(model), "--mean-field", "--backend", "spiking", "--check"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--mean-field" in err[0] and "'spiking'" in err[0]
+
+
+def test_seeds_take_a_count_a_range_or_a_list_and_refuse_the_rest(capsys):
+    from neurofa.cli import seed_spec
+
+    assert seed_spec("3") == 3 and seed_spec("2:5") == [2, 3, 4] and seed_spec("4,1") == [4, 1]
+    for bad in ("0", "x", "2:2", "-1:2", "1,1", "1,-2", "1:2:3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="allowed: a count N"):
+            seed_spec(bad)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(MODELS / "pal_backprojections.yaml"), "--seeds", "3:3", "--check"])
+    assert exit_.value.code == 2
+    assert "argument --seeds: '3:3' is invalid; allowed" in capsys.readouterr().err
+
+
+def test_a_range_of_seeds_runs_those_seeds_with_the_results_of_the_full_batch(tmp_path, capsys):
+    """Seeds spread over processes (``--seeds 1:3``) give, bitwise, what the same seeds give in one batch."""
+    import xarray as xr
+
+    pytest.importorskip("neurofa.rate.microcircuit")
+    short = ["--set", "simulation.duration=20", "--set", "simulation.record_interval=5", "--quiet", "--no-plots"]
+    for seeds, name in (("3", "all"), ("1:3", "part")):
+        assert main(["run", str(MODELS / "pal_backprojections.yaml"), "--seeds", seeds, "--out",
+                     str(tmp_path / name), *short]) == 0
+    part = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert part["seeds"] == [1, 2]
+    with xr.open_dataset(tmp_path / "all" / "results.nc") as full, \
+            xr.open_dataset(tmp_path / "part" / "results.nc") as some:
+        angles = full["angle_B_WT"].sel(seed=[1, 2])
+        assert float(angles.isel(time=-1).min()) < float(angles.isel(time=0).min())  # B has moved
+        assert angles.values.tobytes() == some["angle_B_WT"].values.tobytes()
+        assert full["loss"].sel(seed=[1, 2]).values.tobytes() == some["loss"].values.tobytes()
