@@ -253,30 +253,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def seed_spec(text: str) -> int | list[int]:
-    """``--seeds``: a count ``N`` (seeds 0…N−1), a range ``A:B`` (seeds A…B−1) or a list ``S,T,…``.
+    """``--seeds``: a count ``N`` (seeds 0…N−1), a range ``A:B`` (seeds A…B−1) or a list ``S,T,…``; the values are
+    checked by :func:`neurofa.runner.resolve_seeds`, as every seed argument is.
 
     A range or a list runs those seeds only, so the seeds of one configuration can be spread over processes or
     machines: a seed's result does not depend on the other seeds of its batch (``tests/test_cli.py`` checks it
     bitwise on the rate backend; the spiking backend runs each seed as its own run of the built program)."""
-    allowed = "allowed: a count N (seeds 0..N-1), a range A:B with 0 <= A < B, or a list of seeds such as 3,7"
     try:
         if ":" in text:
             start, stop = (int(v) for v in text.split(":"))
-            seeds: int | list[int] = list(range(start, stop))
-            if start < 0 or not seeds:
-                raise ValueError
-            return seeds
+            return list(range(start, stop))
         if "," in text:
-            seeds = [int(v) for v in text.split(",")]
-            if min(seeds) < 0 or len(set(seeds)) != len(seeds):
-                raise ValueError
-            return seeds
-        count = int(text)
-        if count < 1:
-            raise ValueError
-        return count
+            return [int(v) for v in text.split(",")]
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid; {allowed} (no duplicates)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: a count N (seeds 0..N-1), a range A:B "
+                                         "(seeds A..B-1) or a list of seeds such as 3,7") from None
 
 
 def _add_common(p: argparse.ArgumentParser, seeds: bool = True) -> None:

@@ -82,6 +82,8 @@ def resolve_seeds(cfg: Config, seeds: int | Iterable[int] | None) -> list[int]:
     out = [int(s) for s in seeds]
     if not out:
         raise ConfigError("seeds is empty: give at least one seed")
+    if min(out) < 0:
+        raise ConfigError(f"seeds = {out} is invalid: seeds must be ≥ 0")
     if len(set(out)) != len(out):
         raise ConfigError(f"seeds = {out} contains duplicates")
     return out
