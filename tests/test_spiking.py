@@ -286,3 +286,32 @@ def test_expected_trace_removes_the_errors_in_variables_ridge() -> None:
     assert norms["trace", 400.0] - norms["trace", 100.0] > 0.1, norms  # ridge Var(x) ∝ 1/ν_max
     assert norms["rate", 100.0] - norms["trace", 100.0] > 0.2, norms
     assert abs(norms["rate", 400.0] - norms["rate", 100.0]) < 0.02 * norms["rate", 100.0], norms
+
+
+def test_unused_subexpressions_are_not_computed() -> None:
+    """φ(v̂) and the learning gate are computed only where a synapse reads them (``equations.without_unused``):
+    PAL Fig 3's forward weights and W^IP are fixed, so no group computes φ(v̂); the spike-train rule's forward
+    weights learn from φ(v̂) of their postsynaptic cells; a network without plasticity reads no learning gate."""
+    from neurofa.spiking import equations as eq
+
+    def subexpressions(path: str, over: dict | None = None) -> tuple[dict[str, set[str]], tuple[str, ...]]:
+        cfg = load_config(path, over or {})
+        s = SpikingPlan.of(cfg).structure(circuit_task(cfg, 0))
+        names = {g.name: {line.split("=")[0].strip() for line in g.equations.splitlines()
+                          if "=" in line and "(constant over dt)" in line} for g in s.groups}
+        return names, s.timed_inputs
+
+    fig3, timed = subexpressions("models/spiking_backprojections.yaml")
+    assert all("phi_hat" not in names for names in fig3.values())
+    assert {"learn", "rate", "u_eff", "v_api"} <= fig3["P1"]  # B learns from P1's gate, P1 spikes at its rate
+    assert "learn" not in fig3["P4"] and "learn" not in fig3["I1"]  # W4 and W^IP_1 are fixed
+    assert "gate_learn" in timed
+    spikes, _ = subexpressions("models/spiking_yinyang_spikes_fa.yaml")
+    assert {"phi_hat", "learn"} <= spikes["P1"] and {"phi_hat", "learn"} <= spikes["I1"]
+    _, still = subexpressions("models/spiking_backprojections.yaml",
+                              {"plasticity.eta_bw": [0.0], "plasticity.eta_pi": [0.0]})
+    assert "gate_learn" not in still
+    # a chain goes as a whole, differential equations and parameters stay, order is kept
+    text = "a : 1\nt_run = 2*a : 1\nlearn = t_run + 1 : 1\nused = a : 1\ndx/dt = -used*x/ms : 1\n"
+    assert eq.without_unused(text, set()) == "a : 1\nused = a : 1\ndx/dt = -used*x/ms : 1\n"
+    assert eq.without_unused(text, {"learn"}) == text

@@ -224,15 +224,7 @@ def _connect_dense(syn: Synapses, n_pre: int, n_post: int) -> None:
 
 def _timed_arrays(s: Structure, values: RunValues, prefix: str) -> dict[str, TimedArray]:
     t_pres = s.t_pres * ms
-    arrays = {"stim": values.stim, "gate_learn": values.gate_learn}
-    if s.target:
-        assert values.target is not None
-        arrays.update(target=values.target, gate_nudge=values.gate_nudge)
-    if s.spike_windows:
-        assert values.spike_window is not None
-        arrays["spike_window"] = values.spike_window
-    return {name: TimedArray(np.asarray(a, dtype=float), dt=t_pres, name=f"{prefix}_{name}")
-            for name, a in arrays.items()}
+    return {name: TimedArray(a, dt=t_pres, name=f"{prefix}_{name}") for name, a in values.timed(s).items()}
 
 
 def build_circuit(structure: Structure, values: RunValues, prefix: str) -> Circuit:

@@ -171,12 +171,7 @@ def run_arguments(structure: Structure, values: RunValues, state: dict[str, np.n
     on, offset_ms, total_ms = progress
     args.update({"progress.progress_on": on, "progress.progress_offset": offset_ms * 1e-3,
                  "progress.progress_total": total_ms * 1e-3})
-    timed: dict[str, Any] = {"stim": values.stim, "gate_learn": values.gate_learn}
-    if structure.target:
-        timed.update(target=values.target, gate_nudge=values.gate_nudge)
-    if structure.spike_windows:
-        timed["spike_window"] = values.spike_window
-    args.update({f"timed:{name}": np.asarray(a, dtype=float) for name, a in timed.items()})
+    args.update({f"timed:{name}": a for name, a in values.timed(structure).items()})
     return args
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -152,6 +153,19 @@ class Structure:
     def synapse(self, name: str) -> SynapseSpec | None:
         return next((s for s in self.synapses if s.name == name), None)
 
+    @property
+    def timed_inputs(self) -> tuple[str, ...]:
+        """The TimedArrays the equations read: the stimulus; the learning gate if a group computes λ(t) (a network
+        without plastic weights has none); the target and the nudging gate with targets; the spike window."""
+        names = ["stim"]
+        if any("gate_learn(" in g.equations for g in self.groups):
+            names.append("gate_learn")
+        if self.target:
+            names += ["target", "gate_nudge"]
+        if self.spike_windows:
+            names.append("spike_window")
+        return tuple(names)
+
 
 @dataclass
 class RunValues:
@@ -168,6 +182,16 @@ class RunValues:
     input_phase: np.ndarray | None = None  # (n_in,) initial phases of regular input cells
     spike_window: np.ndarray | None = None  # (n_pres,) 1 where spikes are recorded
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def timed(self, structure: Structure) -> dict[str, np.ndarray]:
+        """The presentation arrays of ``structure``'s TimedArrays (:attr:`Structure.timed_inputs`), by name."""
+        arrays = {"stim": self.stim, "gate_learn": self.gate_learn, "target": self.target,
+                  "gate_nudge": self.gate_nudge, "spike_window": self.spike_window}
+        out = {name: arrays[name] for name in structure.timed_inputs}
+        missing = [name for name, a in out.items() if a is None]
+        if missing:
+            raise ValueError(f"the run values lack the timed inputs {missing} that the structure reads")
+        return {name: np.asarray(a, dtype=float) for name, a in out.items()}
 
     def chunk(self, structure: Structure, index: int) -> RunValues:
         """The values of chunk ``index`` of a chunked run: its presentations (the last chunk padded with silent
@@ -240,8 +264,33 @@ def _windowed(spec: GroupSpec, regular: bool) -> GroupSpec:
                    before_thresholds="spiked = int(rand() < nu_max*rate*dt)")
 
 
-def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]], target: bool) -> list[GroupSpec]:
-    """The neuron groups P0 … PN, I1 … I_{N−1} with the traces and links their synapses read."""
+_SYNAPTIC_NAME = re.compile(r"\b(\w+)_(pre|post)\b")
+
+
+def _read_outside(codes: dict[str, tuple[Projection, Any]], groups: list[GroupSpec],
+                  monitors: list[MonitorSpec]) -> dict[str, set[str]]:
+    """Per group, the names that code outside its equations reads: its synapses (``name_pre``, ``name_post``), the
+    links of other groups, the monitors, its own threshold, reset, events and pre-threshold code."""
+    read: dict[str, set[str]] = {g.name: set() for g in groups}
+    for p, code in codes.values():
+        for m in _SYNAPTIC_NAME.finditer(code.model + (code.on_pre or "") + (code.on_post or "")):
+            read[(p.pre if m[2] == "pre" else p.post).name].add(m[1])
+    for g in groups:
+        for variable, source, source_variable in g.links:
+            read[g.name].add(variable)
+            read[source].add(source_variable)
+        read[g.name] |= eq.identifiers(" ".join([g.threshold, g.reset, g.before_thresholds,
+                                                 *(condition for _, condition in g.events)]))
+    for mon in monitors:
+        if mon.source in read:
+            read[mon.source] |= set(mon.variables)
+    return read
+
+
+def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]], target: bool,
+            monitors: list[MonitorSpec]) -> list[GroupSpec]:
+    """The neuron groups P0 … PN, I1 … I_{N−1} with the traces and links their synapses read, and without the
+    subexpressions that nothing reads (:func:`neurofa.spiking.equations.without_unused`)."""
     N, act, detail = model.n_layers, model.activation, cfg.simulation.record_detail
     regular = cfg.spiking.input_spikes == "regular"
     expected: set[str] = set()  # groups whose trace expectation x_r a rule reads
@@ -273,7 +322,8 @@ def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]],
         if cfg.network.population > 1 and not (is_input and regular):  # regular inputs are a deterministic code
             spec = _population(spec, high_pass)
         groups.append(spec)
-    return groups
+    read = _read_outside(codes, groups, monitors)
+    return [replace(g, equations=eq.without_unused(g.equations, read[g.name])) for g in groups]
 
 
 def _monitors(model: Model, synapses: list[SynapseSpec], target: bool, detail: bool, record: float,
@@ -313,7 +363,7 @@ def plan_structure(model: Model, cfg: Config, eff: EffectiveParameters, data: Ta
     monitors = _monitors(model, synapses, target, detail, eff.record_interval, eff.t_pres)
     n_train = int(round(eff.duration / eff.t_pres))
     return Structure(
-        sizes=model.sizes, groups=tuple(_groups(model, cfg, codes, target)), synapses=tuple(synapses),
+        sizes=model.sizes, groups=tuple(_groups(model, cfg, codes, target, monitors)), synapses=tuple(synapses),
         monitors=tuple(monitors + _spike_monitors(recorded, windows)),
         target=target, regular_input=cfg.spiking.input_spikes == "regular", dt=eff.dt, t_pres=eff.t_pres,
         n_train_pres=n_train, n_test_pres=n_test,
