@@ -9,7 +9,7 @@ import pytest
 from neurofa.circuit import initial_weights
 from neurofa.config import ConfigError, load_config
 from neurofa.rate import fused
-from neurofa.rate.dynamics import Microcircuit
+from neurofa.rate.dynamics import Microcircuit, NoiseSource
 from neurofa.rate.microcircuit import simulate
 
 pytest.importorskip("numba")
@@ -33,8 +33,10 @@ def _largest_relative_difference(a: object, b: object) -> float:
     return worst
 
 
-def test_the_fused_step_follows_the_numpy_step_on_pal_fig3() -> None:
-    reference, compiled = _both(FIG3, 200.0, [0, 1, 2])  # 20,000 steps of PAL and apical inhibition
+@pytest.mark.parametrize("detail", [True, False])
+def test_the_fused_step_follows_the_numpy_step_on_pal_fig3(detail: bool) -> None:
+    # 20,000 steps of PAL and apical inhibition; without record_detail the kernel runs blocks of steps
+    reference, compiled = _both(FIG3, 200.0, [0, 1, 2], **{"simulation.record_detail": detail})
     assert _largest_relative_difference(reference, compiled) < 1e-12
     # and it is the same run: PAL's angles moved, identically
     angles = reference["angle_B_WT"]
@@ -56,3 +58,28 @@ def test_what_the_kernel_does_not_cover_is_refused_or_left_to_numpy() -> None:
     assert net.scheme is not fused.fused_lagged
     bp = load_config("models/yinyang_bp.yaml", {"simulation.scheme": "lagged", "simulation.rate_kernel": "auto"})
     assert "rule hooks" in fused.unsupported_reason(Microcircuit.of(bp, initial_weights(bp, [0])))
+
+
+def test_a_block_of_steps_is_bitwise_the_steps_one_by_one() -> None:
+    """``Microcircuit.steps`` runs n steps in one compiled call; the state after blocks of odd and even length (the
+    two rate buffers swap at every step) and across the end of a drawn noise block equals, bitwise, the state after
+    the same steps one call each."""
+    cfg = load_config(FIG3, {"simulation.rate_kernel": "fused"})
+    x = np.random.default_rng(3).uniform(0.0, 1.0, (2, cfg.network.layers[0]))
+
+    def run(blocks: list[int]) -> dict[str, np.ndarray]:
+        net = Microcircuit.of(cfg, initial_weights(cfg, [0, 1]))
+        noise = NoiseSource(net, [0, 1], max_elements=16 * 2 * net.layout.n_units)  # 16 steps per drawn block
+        net.present(x, None)
+        for n in blocks:
+            while n:
+                block = noise.block(n)
+                net.steps(block, block.shape[0])
+                n -= block.shape[0]
+        return {**net.state(), "pre": net.pre.copy(), "pre_old": net.pre_old.copy()}
+
+    one_by_one = run([1] * 45)
+    for blocks in ([7, 8, 30], [45], [2, 13, 1, 29]):
+        state = run(blocks)
+        assert all(np.array_equal(one_by_one[k], state[k]) for k in one_by_one), blocks
+    assert not np.array_equal(one_by_one["_G_all"], run([1] * 44)["_G_all"])  # the apical weights did move

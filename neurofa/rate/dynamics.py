@@ -157,6 +157,7 @@ class Microcircuit:
         for projection in model:
             projection.rule.rate_init(self, projection)
         self.reset_state()
+        self._steps: Callable[[Microcircuit, Array | None, int], None] | None = None
         self._choose_kernel(simulation.rate_kernel)
 
     def _choose_kernel(self, kernel: str) -> None:
@@ -170,6 +171,7 @@ class Microcircuit:
                               "rate_kernel auto or numpy")
         if not reason:
             self.scheme = fused.fused_lagged
+            self._steps = fused.fused_lagged_steps
 
     @classmethod
     def of(cls, cfg: Config, weights: InitialWeights) -> Microcircuit:
@@ -360,6 +362,15 @@ class Microcircuit:
     def step(self, noise: Array | None = None) -> None:
         """Advance the batch by one Euler step in the order of ``simulation.scheme``."""
         self.scheme(self, noise)
+
+    def steps(self, noise: Array | None, n_steps: int) -> None:
+        """Advance the batch by ``n_steps`` Euler steps with the noise samples ``noise[k]`` (seeds × units) of step
+        k, or none: the same as ``n_steps`` calls of :meth:`step`; the compiled kernel takes them in one call."""
+        if self._steps is not None:
+            self._steps(self, noise, n_steps)
+            return
+        for k in range(n_steps):
+            self.scheme(self, None if noise is None else noise[k])
 
     def rates(self, v: Array, out: Array) -> Array:
         """φ(v) into ``out`` (identity on linear output cells and the interneurons that mirror them)."""
@@ -613,6 +624,12 @@ class NoiseSource:
         self.k = int(state["noise_k"])
 
     def next(self) -> Array:
+        """The noise sample of the next step (seeds × units)."""
+        return self.block(1)[0]
+
+    def block(self, n_steps: int) -> Array:
+        """The samples of the next steps, at most ``n_steps`` and at least one (fewer where the drawn block ends):
+        (steps, seeds, units), a view of the block."""
         if self.k == self.chunk:
             n_hid, m = self.hid_idx.size, self.refine
             for s, rng in enumerate(self.rngs):
@@ -621,7 +638,7 @@ class NoiseSource:
                     z = z.reshape(self.chunk, m, n_hid).sum(axis=1)
                 self.buffer[:, s, self.hid_idx] = self.scale * z
             self.k = 0
-        out = self.buffer[self.k]
-        self.k += 1
+        out = self.buffer[self.k:self.k + max(1, n_steps)]
+        self.k += out.shape[0]
         return out
 

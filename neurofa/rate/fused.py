@@ -29,7 +29,7 @@ import numpy as np
 if TYPE_CHECKING:
     from neurofa.rate.dynamics import Microcircuit
 
-__all__ = ["fused_lagged", "unsupported_reason"]
+__all__ = ["fused_lagged", "fused_lagged_steps", "unsupported_reason"]
 
 _PHI = {"logistic": 0, "relu": 1, "linear": 2}
 _SIGNALS = {"noise": 0, "apical": 1, "high_pass": 2, "rate": 3}
@@ -82,22 +82,32 @@ def _tables(net: Microcircuit) -> dict[str, Any]:
 
 def fused_lagged(net: Microcircuit, noise: np.ndarray | None) -> None:
     """One ``lagged`` step of ``net`` (:func:`neurofa.rate.schemes.lagged`) in one compiled call."""
+    fused_lagged_steps(net, None if noise is None else noise[None], 1)
+
+
+def fused_lagged_steps(net: Microcircuit, noise: np.ndarray | None, n_steps: int) -> None:
+    """``n_steps`` ``lagged`` steps of ``net`` in one compiled call, with the noise sample ``noise[k]`` (seeds ×
+    units) at step k: the same steps as ``n_steps`` calls of :func:`fused_lagged`, without a call per step."""
     tables = net.__dict__.get("_fused_tables")
     if tables is None:
         tables = net.__dict__["_fused_tables"] = _tables(net)
-    net.pre, net.pre_old = net.pre_old, net.pre
     lr = tables["lr"]
     has_noise = net.noisy and noise is not None
-    _KERNEL(net.ueff if net.prospective else net.u, net.u, net.ueff, net.d1, net.d2, net.xi, net.r, net.pre,
-            net.pre_old, net.r_hp, net._x, net._F_all, net._dF_all, net._G_all, net._dG_all, net._err, net._post2,
-            net._pre2,
-            net._a, net._b, net._k, net.att, net.lr_f, lr, net._masks["B"], net._masks["B_PI"],
-            net._decay_F if net._decay_F is not None else np.ones(0), net._decay_G if net._decay_G is not None
-            else np.ones(0), noise if has_noise else np.zeros((1, 1)), tables["F"], tables["G"], tables["channels"],
-            tables["linear"], tables["int_idx"], tables["pair_idx"], int(tables["n_in"]), _PHI[net.model.activation],
-            float(net.k_syn), float(net.xi_decay), has_noise, bool(net.learn_F), bool(net.learn_G), bool(net.learn_B),
-            float(net.k_hp), float(net.k_target) if net.target is not None else 0.0,
-            net.target if net.target is not None else np.zeros((1, 1)), net.out.start)
+    if has_noise:
+        assert noise is not None and noise.shape[0] >= n_steps
+    # every step swaps the buffers of the rates the dendrites read (pre) and of the previous step's (pre_old)
+    _STEPS(n_steps, bool(net.prospective), net.u, net.ueff, net.d1, net.d2, net.xi, net.r, net.pre_old, net.pre,
+           net.r_hp, net._x, net._F_all, net._dF_all, net._G_all, net._dG_all, net._err, net._post2, net._pre2,
+           net._a, net._b, net._k, net.att, net.lr_f, lr, net._masks["B"], net._masks["B_PI"],
+           net._decay_F if net._decay_F is not None else np.ones(0), net._decay_G if net._decay_G is not None
+           else np.ones(0), noise if has_noise else np.zeros((1, 1, 1)), tables["F"], tables["G"],
+           tables["channels"], tables["linear"], tables["int_idx"], tables["pair_idx"], int(tables["n_in"]),
+           _PHI[net.model.activation], float(net.k_syn), float(net.xi_decay), has_noise, bool(net.learn_F),
+           bool(net.learn_G), bool(net.learn_B), float(net.k_hp),
+           float(net.k_target) if net.target is not None else 0.0,
+           net.target if net.target is not None else np.zeros((1, 1)), net.out.start)
+    if n_steps % 2:
+        net.pre, net.pre_old = net.pre_old, net.pre
 
 
 def _phi(u: float, code: int, linear: bool) -> float:
@@ -202,29 +212,48 @@ def _apply(W_s, dW_s, decay):  # noqa
             W_s[q] = W_s[q] + dW_s[q]
 
 
-def _step(src, u, ueff, d1, d2, xi, r, pre, old, r_hp, x, F, dF, G, dG, err, post2, pre2, a, b, k, att, lr_f,  # noqa
-          lr, mask_b, mask_bpi, decay_f, decay_g, noise, Ft, Gt, ch, linear, int_idx, pair_idx, n_in, phi, k_syn,
-          xi_decay, has_noise, learn_f, learn_g, learn_b, k_hp, k_target, target, out0):
-    """One lagged step of every seed, in the order of :func:`neurofa.rate.schemes.lagged`."""
+def _seed_step(src, u, ueff, d1, d2, xi, r, pre, old, r_hp, x, F, dF, G, dG, err, post2, pre2, a, b, k, att,  # noqa
+               lr_f, lr, mask_b, mask_bpi, decay_f, decay_g, noise, Ft, Gt, ch, linear, int_idx, pair_idx, n_in, phi,
+               k_syn, xi_decay, has_noise, learn_f, learn_g, learn_b, k_hp, k_target, target, out0):
+    """One lagged step of one seed (its rows of the batch's arrays), in the order of
+    :func:`neurofa.rate.schemes.lagged`."""
+    _inputs(src, r, pre, old, x, d2, linear, int_idx, pair_idx, n_in, phi, k_syn)
+    _matvec(F, pre, d1, Ft)
+    _matvec(G, pre, d2, Gt)
+    _soma(u, ueff, d1, d2, xi, noise, a, b, k, xi_decay, has_noise)
+    if learn_f:
+        _forward(r, d1, pre, err, F, dF, att, lr_f, decay_f, Ft, phi, linear)
+    if learn_g:
+        _apical(xi, d2, r_hp, pre[n_in:], post2, pre2, G, dG, lr, mask_b, mask_bpi, decay_g, ch, Gt)
+    # (6) target filter and high pass
+    if k_target != 0.0:
+        for i in range(target.size):
+            d2[out0 + i] = d2[out0 + i] + k_target * (target[i] - d2[out0 + i])
+    if learn_b:
+        for i in range(r_hp.size):
+            r_hp[i] = r_hp[i] * (1.0 - k_hp) + (pre[n_in + i] - old[n_in + i])
+
+
+def _steps(n_steps, prospective, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, dF, G, dG, err, post2,  # noqa
+           pre2, a, b, k, att, lr_f, lr, mask_b, mask_bpi, decay_f, decay_g, noise, Ft, Gt, ch, linear, int_idx,
+           pair_idx, n_in, phi, k_syn, xi_decay, has_noise, learn_f, learn_g, learn_b, k_hp, k_target, target, out0):
+    """``n_steps`` lagged steps of every seed of the batch. The seeds are independent, so each runs all its steps
+    before the next seed starts (its weights stay in cache); step k reads the rates into ``pre_a`` if k is even
+    (``pre_b`` holding the previous step's), into ``pre_b`` if odd, as the per-step wrapper's swap of the two
+    buffers."""
     for s in range(u.shape[0]):
-        pre_s, old_s, d2_s, rhp_s = pre[s], old[s], d2[s], r_hp[s]
-        _inputs(src[s], r[s], pre_s, old_s, x[s], d2_s, linear, int_idx, pair_idx, n_in, phi, k_syn)
-        _matvec(F[s], pre_s, d1[s], Ft)
-        _matvec(G[s], pre_s, d2_s, Gt)
-        _soma(u[s], ueff[s], d1[s], d2_s, xi[s], noise[s if has_noise else 0], a, b, k, xi_decay, has_noise)
-        if learn_f:
-            _forward(r[s], d1[s], pre_s, err[s], F[s], dF[s], att, lr_f, decay_f, Ft, phi, linear)
-        if learn_g:
-            _apical(xi[s], d2_s, rhp_s, pre_s[n_in:], post2[s], pre2[s], G[s], dG[s], lr, mask_b, mask_bpi,
-                    decay_g, ch, Gt)
-        # (6) target filter and high pass
-        if k_target != 0.0:
-            t_s = target[s]
-            for i in range(t_s.size):
-                d2_s[out0 + i] = d2_s[out0 + i] + k_target * (t_s[i] - d2_s[out0 + i])
-        if learn_b:
-            for i in range(rhp_s.size):
-                rhp_s[i] = rhp_s[i] * (1.0 - k_hp) + (pre_s[n_in + i] - old_s[n_in + i])
+        src = ueff[s] if prospective else u[s]
+        target_s = target[s] if k_target != 0.0 else target[0]
+        for step in range(n_steps):
+            if step % 2 == 0:
+                pre, old = pre_a[s], pre_b[s]
+            else:
+                pre, old = pre_b[s], pre_a[s]
+            sample = noise[step, s] if has_noise else noise[0, 0]
+            _seed_step(src, u[s], ueff[s], d1[s], d2[s], xi[s], r[s], pre, old, r_hp[s], x[s], F[s], dF[s], G[s],
+                       dG[s], err[s], post2[s], pre2[s], a, b, k, att, lr_f, lr, mask_b, mask_bpi, decay_f, decay_g,
+                       sample, Ft, Gt, ch, linear, int_idx, pair_idx, n_in, phi, k_syn, xi_decay, has_noise, learn_f,
+                       learn_g, learn_b, k_hp, k_target, target_s, out0)
 
 
 def _signal(code: int, xi, d2, r_hp, rate):  # noqa: ANN001
@@ -244,6 +273,7 @@ if numba is not None:
     _jit = numba.njit(cache=True, fastmath=True, error_model="numpy")
     _matvec, _inputs, _soma, _forward, _apical, _apply = (_jit(f) for f in (_matvec, _inputs, _soma, _forward,
                                                                           _apical, _apply))
-    _KERNEL = _jit(_step)
+    _seed_step = _jit(_seed_step)
+    _STEPS = _jit(_steps)
 else:  # pragma: no cover
-    _KERNEL = _step
+    _STEPS = _steps

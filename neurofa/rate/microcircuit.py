@@ -292,14 +292,22 @@ class _Run:
         per_checkpoint = _steps(cfg.simulation.checkpoint_interval, dt) if cfg.simulation.checkpoint_interval else 0
         start, j, p = self.resume(checkpoint) if checkpoint is not None else (0, 0, -1)
         bar = tqdm(total=s.n_steps, initial=start, desc=label, unit="step", unit_scale=True) if progress else None
-        for k in range(start, s.n_steps):
+        # steps run in blocks up to the next step at which anything outside the kernel happens (a presentation, a
+        # probe, a record, a test point, a checkpoint); annealing and detailed records act at every step
+        periods = [per for per in (s.per_pres, s.per_record, s.per_test, per_checkpoint) if per]
+        single = anneal or detail
+        k = start
+        while k < s.n_steps:
             if anneal:
                 net.set_learning_rate_factor(learning_rate_factor(k * dt, cfg.plasticity))
             if k % s.per_pres == 0:
                 p += 1
                 net.present(*data.sample(p))
-            net.step(self.noise.next() if self.noise is not None else None)
-            kk = k + 1
+            n = 1 if single else min([s.n_steps - k] + [per - k % per for per in periods])
+            noise = self.noise.block(n) if self.noise is not None else None
+            n = n if noise is None else noise.shape[0]
+            net.steps(noise, n)
+            kk = k = k + n
             if kk % s.per_pres == 0:
                 rec.probe()
             if detail:
