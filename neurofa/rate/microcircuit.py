@@ -294,7 +294,8 @@ class _Run:
         bar = tqdm(total=s.n_steps, initial=start, desc=label, unit="step", unit_scale=True) if progress else None
         # steps run in blocks up to the next step at which anything outside the kernel happens (a presentation, a
         # probe, a record, a test point, a checkpoint); annealing and detailed records act at every step
-        periods = [per for per in (s.per_pres, s.per_record, s.per_test, per_checkpoint) if per]
+        periods = [per for per in (s.per_pres, s.per_record, s.per_test if data.x_test is not None else 0,
+                                   per_checkpoint if checkpoint is not None else 0) if per]
         single = anneal or detail
         k = start
         while k < s.n_steps:

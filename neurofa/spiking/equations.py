@@ -36,7 +36,7 @@ are differences divided by the window (``record_detail``).
 Only what something reads is computed: :func:`without_unused` drops the ``(constant over dt)`` subexpressions that
 no equation, threshold, reset, synapse, link or monitor reads, e.g. φ(v̂) (``phi_hat``) of a group whose incoming
 weights do not learn, or the gate λ(t) of a group without plastic inputs. A subexpression is recomputed for every
-cell at every step (about 15 % of the PAL Fig 3 network's step for φ(v̂) alone, an exponential per cell); dropping
+cell at every step (dropping φ(v̂), an exponential per cell, made the PAL Fig 3 network 1.10× faster); dropping
 one that nothing reads changes no other value.
 """
 
