@@ -267,14 +267,20 @@ def _windowed(spec: GroupSpec, regular: bool) -> GroupSpec:
 _SYNAPTIC_NAME = re.compile(r"\b(\w+)_(pre|post)\b")
 
 
-def _read_outside(codes: dict[str, tuple[Projection, Any]], groups: list[GroupSpec],
-                  monitors: list[MonitorSpec]) -> dict[str, set[str]]:
-    """Per group, the names that code outside its equations reads: its synapses (``name_pre``, ``name_post``), the
-    links of other groups, the monitors, its own threshold, reset, events and pre-threshold code."""
-    read: dict[str, set[str]] = {g.name: set() for g in groups}
+def _synaptic_reads(codes: dict[str, tuple[Projection, Any]]) -> dict[str, set[str]]:
+    """Per group, the variables its synapses' code reads or writes (``name_pre``, ``name_post``)."""
+    read: dict[str, set[str]] = {}
     for p, code in codes.values():
         for m in _SYNAPTIC_NAME.finditer(code.model + (code.on_pre or "") + (code.on_post or "")):
-            read[(p.pre if m[2] == "pre" else p.post).name].add(m[1])
+            read.setdefault((p.pre if m[2] == "pre" else p.post).name, set()).add(m[1])
+    return read
+
+
+def _read_outside(synaptic: dict[str, set[str]], groups: list[GroupSpec],
+                  monitors: list[MonitorSpec]) -> dict[str, set[str]]:
+    """Per group, the names that code outside its equations reads: its synapses, the links of other groups, the
+    monitors, its own threshold, reset, events and pre-threshold code."""
+    read: dict[str, set[str]] = {g.name: set(synaptic.get(g.name, ())) for g in groups}
     for g in groups:
         for variable, source, source_variable in g.links:
             read[g.name].add(variable)
@@ -293,14 +299,10 @@ def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]],
     subexpressions that nothing reads (:func:`neurofa.spiking.equations.without_unused`)."""
     N, act, detail = model.n_layers, model.activation, cfg.simulation.record_detail
     regular = cfg.spiking.input_spikes == "regular"
-    expected: set[str] = set()  # groups whose trace expectation x_r a rule reads
+    synaptic = _synaptic_reads(codes)
+    expected = {name for name, read in synaptic.items() if "xr" in read}  # a rule reads the trace expectation x_r
     links: dict[str, list[tuple[str, str, str]]] = {}
     for p, code in codes.values():
-        text = code.model + (code.on_pre or "") + (code.on_post or "")
-        if "xr_pre" in text:
-            expected.add(p.pre.name)
-        if "xr_post" in text:
-            expected.add(p.post.name)
         links.setdefault(p.pre.name, []).extend(code.pre_links)
     specs = [(f"P{ell}", eq.hidden_equations(act, detail), True, 0) for ell in range(1, N)]
     specs = [("P0", eq.input_equations(regular), False, 0)] + specs
@@ -322,7 +324,7 @@ def _groups(model: Model, cfg: Config, codes: dict[str, tuple[Projection, Any]],
         if cfg.network.population > 1 and not (is_input and regular):  # regular inputs are a deterministic code
             spec = _population(spec, high_pass)
         groups.append(spec)
-    read = _read_outside(codes, groups, monitors)
+    read = _read_outside(synaptic, groups, monitors)
     return [replace(g, equations=eq.without_unused(g.equations, read[g.name])) for g in groups]
 
 
