@@ -48,3 +48,18 @@ def test_the_spiking_mnist_file_is_a_valid_spiking_configuration(tmp_path: Path)
     assert cfg.network.layers == [784, 100, 10] and cfg.spiking.post_signal == "spikes"
     est = estimate(cfg, "spiking", 1)  # runs the spiking backend's checks and plans the run
     assert est.bytes > 0
+
+
+def test_the_spiking_time_of_a_run_counts_the_test_set_after_training(tmp_path: Path) -> None:
+    """A spiking run presents the whole test set (``task.n_test: 0``) after training, so its simulated time, and
+    every speed or time per epoch derived from it (``scripts/bench_mnist.py``), counts both. Dividing a run's wall
+    time by its training presentations alone overstated the MNIST epoch six-fold."""
+    from neurofa import spiking
+
+    folder = _folder(tmp_path)  # 300 training and 100 test images
+    cfg = load_config(ROOT / "models" / "spiking_mnist_fa.yaml", [f"task.path={folder}", "simulation.duration=40.0",
+                                                                        "simulation.record_interval=20.0"])
+    t = spiking.simulated_time(cfg)
+    assert t["t_pres"] == 200.0 and t["train"] == 20 * 200.0  # 40 ms of rate time at k = 100: 20 presentations
+    assert t["test"] == 100 * 200.0
+    assert t["total"] >= t["train"] + t["test"] and t["total"] - (t["train"] + t["test"]) <= cfg.spiking.dt + 1e-9

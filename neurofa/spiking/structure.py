@@ -144,6 +144,12 @@ class Structure:
         return -(-n_pres // self.chunk_pres) if self.chunk_pres else 1
 
     @property
+    def simulated_time(self) -> float:
+        """The spiking time one seed's program simulates, ms: every chunk of training *and* test presentations
+        (plus the final step). Speeds (× real time, synapse updates/s) divide by this, not by the training time."""
+        return self.n_chunks * self.run_time
+
+    @property
     def key(self) -> str:
         """A 16-hex-digit hash of the structure and the Brian2 version: the name of its standalone build."""
         text = json.dumps(asdict(self), sort_keys=True)
