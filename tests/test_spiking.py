@@ -315,3 +315,29 @@ def test_unused_subexpressions_are_not_computed() -> None:
     text = "a : 1\nt_run = 2*a : 1\nlearn = t_run + 1 : 1\nused = a : 1\ndx/dt = -used*x/ms : 1\n"
     assert eq.without_unused(text, set()) == "a : 1\nused = a : 1\ndx/dt = -used*x/ms : 1\n"
     assert eq.without_unused(text, {"learn"}) == text
+
+
+@pytest.mark.parametrize("name", ["spiking_bars_fa", "spiking_digits_fa", "spiking_yinyang_fa",
+                                  "spiking_teacher_1-1-1_fa", "quickstart", "spiking_mnist_fa"])
+def test_the_step_estimate_counts_the_test_presentations_the_run_makes(name: str, tmp_path) -> None:
+    """The estimate of a spiking run's time steps (its ``max_steps`` guard and printed estimate) counts the test set
+    that the run presents after training, with each task's own test size (``TaskSpec.test_samples``): the fixed
+    splits of Bars, digits and Yin-Yang, ``task.n_test`` of the teacher and all of MNIST's at ``n_test: 0``; the
+    input-only backprojection task has none. It presents exactly what the planned structure simulates."""
+    from pathlib import Path
+
+    from neurofa import spiking
+    from neurofa.tasks.mnist import synthetic_mnist, write_idx_folder
+
+    root = Path(__file__).resolve().parents[1]
+    over = ["simulation.duration=40.0", "simulation.record_interval=20.0"]
+    if name == "spiking_mnist_fa":
+        folder = write_idx_folder(tmp_path / "mnist", **synthetic_mnist(30, 10_000, seed=0))
+        over.append(f"task.path={folder}")  # n_test: 0 = the whole test split, 10,000 images
+    cfg = load_config(root / "models" / f"{name}.yaml", over)
+    s = SpikingPlan.of(cfg).structure(circuit_task(cfg, 0))
+    expected_test = {"spiking_bars_fa": 8, "spiking_digits_fa": 400, "spiking_yinyang_fa": 1000,
+                     "spiking_teacher_1-1-1_fa": int(cfg.task.n_test), "quickstart": 0, "spiking_mnist_fa": 10_000}
+    assert s.n_test_pres == expected_test[name]
+    steps = spiking.estimate(cfg, 3).steps / 3
+    assert steps * s.dt == pytest.approx(s.end_time + s.dt, rel=1e-12), (steps * s.dt, s.end_time)

@@ -34,7 +34,7 @@ from neurofa.spiking import collect, program
 from neurofa.spiking.noise import weight_noise
 from neurofa.spiking.params import EffectiveParameters, effective_parameters, mean_field_config
 from neurofa.spiking.structure import RunValues, SpikingPlan, Structure, recorded_windows, spike_window, structure_key
-from neurofa.tasks import TaskData
+from neurofa.tasks import TaskData, task_spec
 
 __all__ = ["simulate", "estimate", "effective_parameters", "mean_field_config", "structure_key", "run_planned",
            "build_stats", "spike_bound", "simulated_time", "SPIKE_BYTES"]
@@ -110,7 +110,9 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True, checkpoint: C
 
 
 def estimate(cfg: Config, n_seeds: int) -> Estimate:
-    """Time steps over all seeds, and the memory: about 16 values per synapse and 40 per cell in Brian2, weight
+    """Time steps over all seeds (the training presentations and the test set presented after them, of the task's
+    own size: :attr:`~neurofa.tasks.base.TaskSpec.test_samples`), and the memory: about 16 values per synapse and
+    40 per cell in Brian2, weight
     snapshots of every synapse and per-cell accumulators (four per cell with ``record_detail``) at every record,
     the half-presentation samples of the output and the presentation sequence of one seed (seeds run one after
     another, ×2 for the copies Brian2 and the collection make), the dataset's series for all seeds and the task's
@@ -120,7 +122,8 @@ def estimate(cfg: Config, n_seeds: int) -> Estimate:
     sizes = cfg.network.layers
     synapses, cells = microcircuit_size(sizes)
     cells += float(sizes[0])
-    n_pres = eff.duration / eff.t_pres + max(int(cfg.task.n_test), 0)
+    task = task_spec(cfg.task.name)
+    n_pres = eff.duration / eff.t_pres + (task.test_samples(cfg.task) if task.targets else 0)
     records = eff.duration / eff.record_interval + 1
     per_record = synapses + cells * (4 if cfg.simulation.record_detail else 1)
     one_seed = 16 * synapses + 40 * cells + 2 * (records * per_record + n_pres * (4 * sizes[-1] + sizes[0] + 2))

@@ -67,6 +67,9 @@ class TaskSpec:
     check: Callable[[Any, str], None] | None = None
     #: how many samples (train, validation and test) ``load`` will return for a ``task`` section, for estimates
     samples: Callable[[Any], int] = lambda task: int(task.n_train) + int(task.n_test)
+    #: how many test samples ``load`` will return for a ``task`` section: a spiking run presents each once after
+    #: training, so the estimate of its time steps counts them
+    test_samples: Callable[[Any], int] = lambda task: int(task.n_test)
 
 
 #: every registered task by name (``neurofa/tasks/__init__.py`` imports each task module, one line per task)

@@ -67,4 +67,5 @@ def _samples(task: Any) -> int:
     return 1797
 
 
-register_task(TaskSpec("digits", _load, classification=True, io=(64, 10), samples=_samples))
+register_task(TaskSpec("digits", _load, classification=True, io=(64, 10), samples=_samples,
+                       test_samples=lambda task: N_TEST_PER_CLASS * N_CLASSES))

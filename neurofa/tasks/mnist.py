@@ -200,8 +200,13 @@ def _load(task: Any, n_in: int, n_out: int, seed: int) -> TaskData:
     return mnist_task(task)
 
 
+def _test_samples(task: Any) -> int:
+    return int(task.n_test) or 10_000
+
+
 def _samples(task: Any) -> int:
-    return (int(task.n_train) or 60_000) + (int(task.n_test) or 10_000)
+    return (int(task.n_train) or 60_000) + _test_samples(task)
 
 
-register_task(TaskSpec("mnist", _load, classification=True, io=(784, 10), samples=_samples, check=check_mnist))
+register_task(TaskSpec("mnist", _load, classification=True, io=(784, 10), samples=_samples,
+                       test_samples=_test_samples, check=check_mnist))
