@@ -20,6 +20,11 @@ per time step. Rate rows: seed-steps/s of the rate backend (``simulate``, whole 
 on the same sizes. Runs one after another: nothing else should run on the machine (a 2-thread run needs both
 cores).
 
+*Dense loops alone* rows (with a thread count above 1; ``--no-ceiling`` skips them): the two threaded loops of
+each network's largest projection (at least ``PARALLEL_MIN_SYNAPSES`` synapses), compiled on their own from
+:data:`CEILING_C` and timed at 1 and N threads, alternating. A program whose other work stays on one thread cannot
+scale better than these loops do on the same machine, so they bound its 2-thread column.
+
 Usage: ``python scripts/bench_scale.py [--quick] [--out scripts/bench_scale.json]``
 """
 
@@ -176,6 +181,85 @@ def rate_rows(networks: list[str], quick: bool) -> list[dict]:
     return rows
 
 
+#: the dense loops of one plastic all-to-all projection as neurofa's kernels run them (neurofa/spiking/kernels.py):
+#: each step a weight update over the rows of W, then the row sums of W x, each loop its own OpenMP parallel region
+#: split over the postsynaptic rows, and nothing else: no neuron groups, no random numbers
+CEILING_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <omp.h>
+int main(int argc, char **argv) {
+    const int n_post = atoi(argv[1]), n_pre = atoi(argv[2]), steps = atoi(argv[3]), threads = atoi(argv[4]);
+    double *w = malloc(sizeof(double) * n_post * n_pre), *x = malloc(sizeof(double) * n_pre);
+    double *post = malloc(sizeof(double) * n_post), *v = malloc(sizeof(double) * n_post);
+    for (int k = 0; k < n_post * n_pre; k++) w[k] = 1e-3 * (k % 7);
+    for (int j = 0; j < n_pre; j++) x[j] = 1e-3 * j;
+    for (int i = 0; i < n_post; i++) { post[i] = 0.5 + 1e-3 * i; v[i] = 0.0; }
+    const double start = omp_get_wtime();
+    for (int s = 0; s < steps; s++) {
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int i = 0; i < n_post; i++) {
+            const double e = 1e-7 * (post[i] - v[i]);
+            for (int j = 0; j < n_pre; j++) w[i * n_pre + j] += e * x[j];
+        }
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int i = 0; i < n_post; i++) {
+            double sum = 0.0;
+            for (int j = 0; j < n_pre; j++) sum += w[i * n_pre + j] * x[j];
+            v[i] = 1e-3 * sum;
+        }
+    }
+    printf("%.6f %.17g\n", omp_get_wtime() - start, v[0]);
+    return 0;
+}
+"""
+
+
+def ceiling_rows(networks: list[str], threads: list[int], rounds: int = 5) -> list[dict]:
+    """The thread scaling of the dense loops alone, on this machine: for each network's largest projection, the
+    loops of :data:`CEILING_C` compiled as Brian2 compiles (gcc -O3 -march=native -ffast-math), timed at 1 and at
+    each other thread count, alternating, ``rounds`` times (best and median). No run of the whole program can scale
+    better than its threaded loops do, so this ratio bounds the 2-thread column of the spiking rows."""
+    import shutil
+
+    from neurofa.spiking.kernels import PARALLEL_MIN_SYNAPSES
+
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None or max(threads) <= 1:
+        return []
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_ceiling_") as tmp:
+        source, binary = Path(tmp) / "dense.c", Path(tmp) / "dense"
+        source.write_text(CEILING_C)
+        subprocess.run([compiler, "-O3", "-march=native", "-ffast-math", "-fopenmp", str(source), "-o", str(binary)],
+                       check=True)
+        for name in networks:
+            layers = [int(n) for n in name.split("-")]
+            n_post, n_pre = max(zip(layers[1:], layers[:-1]), key=lambda pair: pair[0] * pair[1])
+            if n_post * n_pre < PARALLEL_MIN_SYNAPSES:  # its program splits no loop over threads
+                continue
+            steps = max(1000, int(2e9 / (n_post * n_pre * 2)))  # about 2e9 synapse visits per timing
+            times: dict[int, list[float]] = {n: [] for n in sorted(set(threads) | {1})}
+            for _ in range(rounds):
+                for n in times:
+                    out = subprocess.run([str(binary), str(n_post), str(n_pre), str(steps), str(n)],
+                                         capture_output=True, text=True, check=True)
+                    times[n].append(float(out.stdout.split()[0]))
+            for n in times:
+                if n == 1:
+                    continue
+                ratios = sorted(a / b for a, b in zip(times[1], times[n]))
+                row = {"network": name, "projection": f"{n_pre}->{n_post}", "threads": n, "steps": steps,
+                       "s_1_thread": times[1], f"s_{n}_threads": times[n],
+                       "speedup_median": ratios[len(ratios) // 2], "speedup_best": ratios[-1],
+                       "step_us_1_thread": 1e6 * min(times[1]) / steps}
+                rows.append(row)
+                print(f"{name:>14} dense loops alone ({n_pre}->{n_post}, {row['step_us_1_thread']:.1f} us/step): "
+                      f"{n} threads {row['speedup_median']:.2f}x median, {row['speedup_best']:.2f}x best "
+                      f"of {rounds}", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the simulated time")
@@ -184,6 +268,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="*", default=["double", "single"])
     parser.add_argument("--no-rate", action="store_true")
     parser.add_argument("--no-spiking", action="store_true")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the thread scaling of the dense loops alone")
     parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_scale.json"))
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -200,8 +285,9 @@ def main() -> None:
           f"{'syn upd/s':>10} {'outside':>8} {'+process':>8}")
     rows = [] if args.no_spiking else spiking_rows(args.networks, args.threads_list, args.precisions, args.quick)
     rate = [] if args.no_rate else rate_rows(args.networks, args.quick)
-    report = {"spiking": rows, "rate": rate, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                                        "load_average": os.getloadavg()}}
+    ceiling = [] if args.no_ceiling else ceiling_rows(args.networks, args.threads_list)
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    report = {"spiking": rows, "rate": rate, "dense_loop_ceiling": ceiling, "machine": machine}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -162,3 +162,32 @@ def test_a_relative_build_dir_is_resolved_before_the_program_runs_in_it(tmp_path
                         classmethod(lambda cls, d, key: found.append(d) or "manifest"))
     _, directory = program.program_for(cfg, structure, plan.values(structure, data, initial_weights(cfg, [0]), 0, 0))
     assert directory.is_absolute() and directory == tmp_path / "builds" / structure.key and found == [directory]
+
+
+def test_the_benchs_dense_loop_ceiling_computes_the_projection_at_every_thread_count(tmp_path) -> None:
+    """``scripts/bench_scale.py`` bounds the 2-thread speed-up by timing the dense loops alone (``CEILING_C``): the
+    program must do the work it claims, the same at 1 and 2 threads as the numpy loops of the same update."""
+    import importlib.util
+    import shutil
+
+    compiler = shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no gcc")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (tmp_path / "dense.c").write_text(bench.CEILING_C)
+    subprocess.run([compiler, "-O3", "-ffast-math", "-fopenmp", str(tmp_path / "dense.c"), "-o",
+                    str(tmp_path / "dense")], check=True)
+    n_post, n_pre, steps = 13, 29, 50
+    v0 = [float(subprocess.run([str(tmp_path / "dense"), str(n_post), str(n_pre), str(steps), str(n)],
+                               capture_output=True, text=True, check=True).stdout.split()[1]) for n in (1, 2)]
+    w = 1e-3 * (np.arange(n_post * n_pre) % 7).reshape(n_post, n_pre)
+    x, post, v = 1e-3 * np.arange(n_pre), 0.5 + 1e-3 * np.arange(n_post), np.zeros(n_post)
+    for _ in range(steps):
+        w += np.outer(1e-7 * (post - v), x)
+        v = 1e-3 * (w @ x)
+    assert v0[0] == v0[1]  # each row is computed by the same code whichever thread runs it
+    assert v0[0] == pytest.approx(v[0], rel=1e-12)
