@@ -111,13 +111,12 @@ def simulate(cfg: Config, seeds: list[int], progress: bool = True, checkpoint: C
 
 def estimate(cfg: Config, n_seeds: int) -> Estimate:
     """Time steps over all seeds (the training presentations and the test set presented after them, of the task's
-    own size: :attr:`~neurofa.tasks.base.TaskSpec.test_samples`), and the memory: about 16 values per synapse and
-    40 per cell in Brian2, weight
-    snapshots of every synapse and per-cell accumulators (four per cell with ``record_detail``) at every record,
-    the half-presentation samples of the output and the presentation sequence of one seed (seeds run one after
-    another, ×2 for the copies Brian2 and the collection make), the dataset's series for all seeds and the task's
-    data, 8 bytes each; and :data:`SPIKE_BYTES` per spike that ``spiking.record_spikes`` can record
-    (:func:`spike_bound`)."""
+    own size: :attr:`~neurofa.tasks.base.TaskSpec.test_samples`), and the memory: about 16 values per synapse and 40
+    per cell in Brian2, weight snapshots of every synapse and per-cell accumulators (four per cell with
+    ``record_detail``) at every record, the half-presentation samples of the output and the presentation sequence of
+    one seed (seeds run one after another, ×2 for the copies Brian2 and the collection make), the dataset's series
+    for all seeds and the task's data, 8 bytes each; and :data:`SPIKE_BYTES` per spike that
+    ``spiking.record_spikes`` can record (:func:`spike_bound`)."""
     eff = effective_parameters(cfg)
     sizes = cfg.network.layers
     synapses, cells = microcircuit_size(sizes)
