@@ -100,7 +100,7 @@ def fused_lagged_steps(net: Microcircuit, noise: np.ndarray | None, n_steps: int
         assert noise is not None and noise.shape[0] >= n_steps
     # every step swaps the buffers of the rates the dendrites read (pre) and of the previous step's (pre_old)
     _STEPS(n_steps, bool(net.prospective), net.u, net.ueff, net.d1, net.d2, net.xi, net.r, net.pre_old, net.pre,
-           net.r_hp, net._x, net._F_all, net._dF_all, net._G_all, net._dG_all, net._err, net._post2, net._pre2,
+           net.r_hp, net._x, net._F_all, net._dF_all, net._G_all, net._err, net._post2, net._pre2,
            net._a, net._b, net._k, net.att, net.lr_f, lr, net._masks["B"], net._masks["B_PI"],
            net._decay_F if net._decay_F is not None else np.ones(0), net._decay_G if net._decay_G is not None
            else np.ones(0), noise if has_noise else np.zeros((1, 1, 1)), tables["F"], tables["G"],
@@ -179,9 +179,12 @@ def _forward(r_s, d1_s, pre_s, err_s, F_s, dF_s, att, lr_f, decay_f, Ft, phi, li
     _apply(F_s, dF_s, decay_f)
 
 
-def _apical(xi_s, d2_s, rhp_s, rate_s, post_s, pre2_s, G_s, dG_s, lr, mask_b, mask_bpi, decay_g, ch, Gt):  # noqa
+def _apical(xi_s, d2_s, rhp_s, rate_s, post_s, pre2_s, G_s, lr, mask_b, mask_bpi, decay_g, ch, Gt):  # noqa
     """(5) the Hebbian channels of the apical blocks (PAL's ξ r^HP, apical inhibition's v_api r^I), decay and
-    increment."""
+    increment, in one pass over each row per pair of channels: W ← W ⊙ decay + (p_0 a_0 + p_1 a_1), then
+    W ← W + (p_2 a_2 + p_3 a_3) and so on (a lone last channel with p = 0 for its partner, which adds an exact
+    zero). With one or two channels (every model so far) this is the numpy step's W ⊙ decay + ΔW, ΔW the matmul
+    over the channels; with more, the sums are associated differently, to rounding."""
     n_ch = ch.shape[0]
     for c in range(n_ch):
         mask = mask_b if ch[c, 2] == 0 else mask_bpi
@@ -191,18 +194,24 @@ def _apical(xi_s, d2_s, rhp_s, rate_s, post_s, pre2_s, G_s, dG_s, lr, mask_b, ma
         for i in range(rate_s.size):
             post_s[i, c] = sig_post[i] * lr_c[i]
             pre_c[i] = sig_pre[i] * mask[i]
+    decays = decay_g.size > 0
     for blk in range(Gt.shape[0]):
         off, m, n, r0, c1 = Gt[blk, 0], Gt[blk, 1], Gt[blk, 2], Gt[blk, 3], Gt[blk, 5]
-        for i in range(m):
-            row = dG_s[off + i * n: off + i * n + n]
-            for j in range(n):
-                row[j] = 0.0
-            for c in range(n_ch):  # Σ_c in the order of the channels, as the matmul's inner sum
-                p = post_s[r0 + i, c]
-                pc = pre2_s[c, c1:c1 + n]
-                for j in range(n):
-                    row[j] += p * pc[j]
-    _apply(G_s, dG_s, decay_g)
+        for c in range(0, n_ch, 2):
+            paired = c + 1 < n_ch
+            a0 = pre2_s[c, c1:c1 + n]
+            a1 = pre2_s[c + 1 if paired else c, c1:c1 + n]
+            for i in range(m):
+                w = G_s[off + i * n: off + i * n + n]
+                p0 = post_s[r0 + i, c]
+                p1 = post_s[r0 + i, c + 1] if paired else 0.0
+                if c == 0 and decays:
+                    d = decay_g[off + i * n: off + i * n + n]
+                    for j in range(n):
+                        w[j] = w[j] * d[j] + (p0 * a0[j] + p1 * a1[j])
+                else:
+                    for j in range(n):
+                        w[j] = w[j] + (p0 * a0[j] + p1 * a1[j])
 
 
 def _apply(W_s, dW_s, decay):  # noqa
@@ -215,7 +224,7 @@ def _apply(W_s, dW_s, decay):  # noqa
             W_s[q] = W_s[q] + dW_s[q]
 
 
-def _seed_steps(n_steps, src, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, dF, G, dG, err, post2, pre2, a,  # noqa
+def _seed_steps(n_steps, src, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, dF, G, err, post2, pre2, a,  # noqa
                 b, k, att, lr_f, lr, mask_b, mask_bpi, decay_f, decay_g, noise, Ft, Gt, ch, linear, int_idx, pair_idx,
                 n_in, phi, k_syn, xi_decay, has_noise, learn_f, learn_g, learn_b, k_hp, k_target, target, out0):
     """``n_steps`` lagged steps of one seed (its rows of the batch's arrays; ``noise[k]`` the sample of step k), in
@@ -233,7 +242,7 @@ def _seed_steps(n_steps, src, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, 
         if learn_f:
             _forward(r, d1, pre, err, F, dF, att, lr_f, decay_f, Ft, phi, linear)
         if learn_g:
-            _apical(xi, d2, r_hp, pre[n_in:], post2, pre2, G, dG, lr, mask_b, mask_bpi, decay_g, ch, Gt)
+            _apical(xi, d2, r_hp, pre[n_in:], post2, pre2, G, lr, mask_b, mask_bpi, decay_g, ch, Gt)
         # (6) target filter and high pass
         if k_target != 0.0:
             for i in range(target.size):
@@ -243,7 +252,7 @@ def _seed_steps(n_steps, src, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, 
                 r_hp[i] = r_hp[i] * (1.0 - k_hp) + (pre[n_in + i] - old[n_in + i])
 
 
-def _steps(n_steps, prospective, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, dF, G, dG, err, post2,  # noqa
+def _steps(n_steps, prospective, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, F, dF, G, err, post2,  # noqa
            pre2, a, b, k, att, lr_f, lr, mask_b, mask_bpi, decay_f, decay_g, noise, Ft, Gt, ch, linear, int_idx,
            pair_idx, n_in, phi, k_syn, xi_decay, has_noise, learn_f, learn_g, learn_b, k_hp, k_target, target, out0):
     """``n_steps`` lagged steps of every seed of the batch. The seeds are independent, so each runs all its steps
@@ -253,7 +262,7 @@ def _steps(n_steps, prospective, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, 
         target_s = target[s] if k_target != 0.0 else target[0]
         noise_s = noise[:, s] if has_noise else noise[:, 0]
         _seed_steps(n_steps, src, u[s], ueff[s], d1[s], d2[s], xi[s], r[s], pre_a[s], pre_b[s], r_hp[s], x[s], F[s],
-                    dF[s], G[s], dG[s], err[s], post2[s], pre2[s], a, b, k, att, lr_f, lr, mask_b, mask_bpi, decay_f,
+                    dF[s], G[s], err[s], post2[s], pre2[s], a, b, k, att, lr_f, lr, mask_b, mask_bpi, decay_f,
                     decay_g, noise_s, Ft, Gt, ch, linear, int_idx, pair_idx, n_in, phi, k_syn, xi_decay, has_noise,
                     learn_f, learn_g, learn_b, k_hp, k_target, target_s, out0)
 
