@@ -4,7 +4,9 @@ Networks: Bars 9-30-3 (PAL), PAL Fig 3 5-20-10-20-5 (``models/spiking_backprojec
 and apical inhibition plastic, dt 0.1 ms), and teacher-student 100-300-10 and 784-100-10 (every projection plastic,
 FA, which runs PAL's program with η_bw = σ = 0).
 
-For every network, thread count (1, 2) and precision (double, single), in an empty build directory:
+For every network, thread count (1, 2) and precision (double, single), in an empty build directory (thread counts
+above 1 only where the program splits a projection over threads, :func:`splits`; elsewhere they run the 1-thread
+program):
 
 - **first call**: a fresh process that builds and runs (seed 0);
 - **re-run**: another fresh process, seed 1 and other learning rates through the run arguments of the cached build.
@@ -17,8 +19,9 @@ real-time factor = simulated s / main-loop s, where simulated s is all the progr
 the teacher tasks' test presentations after it (:func:`neurofa.spiking.simulated_time`; the bench's 4 s of
 training at 784-100-10 are 5 s of simulation). Synapse updates/s count every synapse of W, W^IP, B and B^PI once
 per time step. Rate rows: seed-steps/s of the rate backend (``simulate``, whole process minus imports) at 10 seeds
-on the same sizes. Runs one after another: nothing else should run on the machine (a 2-thread run needs both
-cores).
+on the same sizes. *Rate budget* row (Fig 3, with the rate rows): what a seed-step of the compiled rate kernel
+costs at least, the noise draws plus the dynamics without plasticity (:func:`rate_budget_rows`). Runs one after
+another: nothing else should run on the machine (a 2-thread run needs both cores).
 
 *Dense loops alone* rows (with a thread count above 1; ``--no-ceiling`` skips them): the two threaded loops of
 each network's largest projection (at least ``PARALLEL_MIN_SYNAPSES`` synapses), compiled on their own from
@@ -79,6 +82,22 @@ def n_synapses(layers: list[int]) -> int:
     return n + 3 * sum(layers[i] * layers[i + 1] for i in range(1, len(layers) - 1))  # W_IP, B_PI, B
 
 
+def largest_projection(name: str) -> tuple[int, int]:
+    """(n_post, n_pre) of the largest projection of network ``name``: every projection (W, W^IP, B, B^PI) joins two
+    neighbouring layers."""
+    layers = [int(n) for n in name.split("-")]
+    return max(zip(layers[1:], layers[:-1]), key=lambda pair: pair[0] * pair[1])
+
+
+def splits(name: str) -> bool:
+    """Whether the program of ``name`` splits any loop over threads (a projection of at least
+    ``neurofa.spiking.kernels.PARALLEL_MIN_SYNAPSES`` synapses); if not, every thread count runs the same program."""
+    from neurofa.spiking.kernels import PARALLEL_MIN_SYNAPSES
+
+    n_post, n_pre = largest_projection(name)
+    return n_post * n_pre >= PARALLEL_MIN_SYNAPSES
+
+
 def _one(args: argparse.Namespace) -> None:
     """Worker mode: one spiking run in this fresh process; prints a JSON line."""
     started = time.perf_counter()
@@ -110,6 +129,10 @@ def spiking_rows(networks: list[str], threads: list[int], precisions: list[str],
     for name in networks:
         seconds = SECONDS[name] / (4 if quick else 1)
         for n_threads in threads:
+            if n_threads > 1 and not splits(name):
+                print(f"{name:>14} {n_threads:>2} threads: not run (no projection is split, so it is the 1-thread "
+                      "program)", flush=True)
+                continue
             for precision in precisions:
                 with tempfile.TemporaryDirectory(prefix="bench_scale_") as build_dir:
                     for call, seed in (("first call", 0), ("re-run", 1)):
@@ -181,6 +204,75 @@ def rate_rows(networks: list[str], quick: bool) -> list[dict]:
     return rows
 
 
+def budget_networks(seeds: list[int]) -> dict[str, Any]:
+    """PAL's Fig 3 batch (:class:`neurofa.rate.dynamics.Microcircuit`, compiled steps) as the file has it
+    (``full``) and with every learning rate 0 (``dynamics``: the same equations with the weights fixed), each
+    presented the same input; empty where the compiled kernel is not available."""
+    import numpy as np
+
+    from neurofa.circuit import initial_weights
+    from neurofa.config import load_config
+    from neurofa.rate import fused
+    from neurofa.rate.dynamics import Microcircuit
+
+    full = load_config(ROOT / "models" / "pal_backprojections.yaml", {"simulation.rate_kernel": "fused"})
+    if fused.unsupported_reason(Microcircuit.of(full, initial_weights(full, [0]))):
+        return {}
+    fixed = load_config(full, {"plasticity.eta_pi": [0.0], "plasticity.eta_bw": [0.0]})
+    inputs = np.random.default_rng(0).uniform(0.0, 1.0, (len(seeds), full.network.layers[0]))
+    nets = {}
+    for label, cfg in (("dynamics", fixed), ("full", full)):
+        net = Microcircuit.of(cfg, initial_weights(cfg, seeds))
+        net.present(inputs, None)
+        nets[label] = net
+    return nets
+
+
+def rate_budget_rows(rounds: int = 7, block: int = 1000) -> list[dict]:
+    """What a seed-step of the rate reference costs at least, on PAL's Fig 3 network at 10 seeds: the noise draws
+    alone (:class:`neurofa.rate.dynamics.NoiseSource` refilling its blocks, the run's own code), the compiled steps
+    with every learning rate 0 (the dynamics without plasticity) and the compiled steps in full, each in ns per
+    seed-step, timed in alternating rounds of ``block`` steps (median of ``rounds``). Every run draws its noise and
+    steps its dynamics, so 1/(noise + dynamics) bounds the seed-steps/s of this kernel however fast its plasticity
+    becomes. The draws are fixed by the committed results (each seed's PCG64 normals); the dynamics are what a
+    faster kernel would have to speed up."""
+    from neurofa.rate import fused
+    from neurofa.rate.dynamics import Microcircuit, NoiseSource
+
+    seeds = list(range(10))
+    nets = budget_networks(seeds)
+    if not nets:
+        return []
+    noise = NoiseSource(nets["full"], seeds, max_elements=block * len(seeds) * nets["full"].layout.n_units)
+    sample = noise.block(block).copy()
+
+    def draws() -> None:
+        noise.block(block)  # the whole block was handed out: this call draws the next one
+
+    def steps(net: Microcircuit) -> Any:
+        return lambda: fused.fused_lagged_steps(net, sample, block)
+
+    parts = {"noise": draws, "dynamics": steps(nets["dynamics"]), "full": steps(nets["full"])}
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for part in parts.values():
+        part()  # compile and warm up
+    for _ in range(rounds):
+        for name, part in parts.items():
+            t0 = time.perf_counter()
+            part()
+            times[name].append((time.perf_counter() - t0) / (block * len(seeds)) * 1e9)
+    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    floor = median["noise"] + median["dynamics"]
+    row = {"network": "5-20-10-20-5", "seeds": len(seeds), "block_steps": block,
+           **{f"{name}_ns_per_seed_step": t for name, t in median.items()},
+           "bound_seed_steps_per_s": 1e9 / floor, "full_seed_steps_per_s": 1e9 / (median["noise"] + median["full"])}
+    print(f"{'5-20-10-20-5':>14} rate budget, ns per seed-step (median of {rounds}): noise draws "
+          f"{median['noise']:.0f}, compiled dynamics without plasticity {median['dynamics']:.0f}, compiled "
+          f"steps in full {median['full']:.0f}; bound 1/(noise + dynamics) = {row['bound_seed_steps_per_s']:,.0f} "
+          f"seed-steps/s, noise + full steps {row['full_seed_steps_per_s']:,.0f}", flush=True)
+    return [row]
+
+
 #: the dense loops of one plastic all-to-all projection as neurofa's kernels run them (neurofa/spiking/kernels.py):
 #: each step a weight update over the rows of W, then the row sums of W x, each loop its own OpenMP parallel region
 #: split over the postsynaptic rows, and nothing else: no neuron groups, no random numbers
@@ -222,8 +314,6 @@ def ceiling_rows(networks: list[str], threads: list[int], rounds: int = 5) -> li
     better than its threaded loops do, so this ratio bounds the 2-thread column of the spiking rows."""
     import shutil
 
-    from neurofa.spiking.kernels import PARALLEL_MIN_SYNAPSES
-
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None or max(threads) <= 1:
         return []
@@ -234,10 +324,9 @@ def ceiling_rows(networks: list[str], threads: list[int], rounds: int = 5) -> li
         subprocess.run([compiler, "-O3", "-march=native", "-ffast-math", "-fopenmp", str(source), "-o", str(binary)],
                        check=True)
         for name in networks:
-            layers = [int(n) for n in name.split("-")]
-            n_post, n_pre = max(zip(layers[1:], layers[:-1]), key=lambda pair: pair[0] * pair[1])
-            if n_post * n_pre < PARALLEL_MIN_SYNAPSES:  # its program splits no loop over threads
+            if not splits(name):
                 continue
+            n_post, n_pre = largest_projection(name)
             steps = max(1000, int(2e9 / (n_post * n_pre * 2)))  # about 2e9 synapse visits per timing
             times: dict[int, list[float]] = {n: [] for n in sorted(set(threads) | {1})}
             for _ in range(rounds):
@@ -285,9 +374,10 @@ def main() -> None:
           f"{'syn upd/s':>10} {'outside':>8} {'+process':>8}")
     rows = [] if args.no_spiking else spiking_rows(args.networks, args.threads_list, args.precisions, args.quick)
     rate = [] if args.no_rate else rate_rows(args.networks, args.quick)
+    budget = [] if args.no_rate or "5-20-10-20-5" not in args.networks else rate_budget_rows()
     ceiling = [] if args.no_ceiling else ceiling_rows(args.networks, args.threads_list)
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
-    report = {"spiking": rows, "rate": rate, "dense_loop_ceiling": ceiling, "machine": machine}
+    report = {"spiking": rows, "rate": rate, "rate_budget": budget, "dense_loop_ceiling": ceiling, "machine": machine}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -120,3 +120,29 @@ def test_the_apical_update_is_the_decayed_weights_plus_the_sum_over_channels(n_c
         expected[off:off + m * n] += np.ravel(dW)
     fused._apical(*signals, post, pre, G, lr, masks[0], masks[1], decay, codes, blocks)
     np.testing.assert_allclose(G, expected, rtol=1e-14, atol=1e-16)
+
+
+def test_the_benchs_rate_budget_times_the_same_dynamics_with_the_weights_fixed() -> None:
+    """``scripts/bench_scale.py`` bounds the rate reference's speed by the dynamics without plasticity: that network
+    must be Fig 3's, stepping the same voltages from the same weights, with nothing learning."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    nets = bench.budget_networks([0, 1])
+    fixed, full = nets["dynamics"], nets["full"]
+    assert not (fixed.learn_F or fixed.learn_G or fixed.learn_B) and full.learn_G and full.learn_B
+    weights = fixed.G_flat.copy(), fixed.F_flat.copy()
+    noise = NoiseSource(full, [0, 1]).block(200)
+    fused.fused_lagged_steps(fixed, noise, 1)
+    fused.fused_lagged_steps(full, noise, 1)
+    assert np.array_equal(fixed.u, full.u)  # one step: the same dynamics from the same weights
+    fused.fused_lagged_steps(fixed, noise[1:], 199)
+    fused.fused_lagged_steps(full, noise[1:], 199)
+    assert np.array_equal(fixed.G_flat, weights[0]) and np.array_equal(fixed.F_flat, weights[1])
+    assert not np.array_equal(full.G_flat, weights[0])
+    assert not np.array_equal(fixed.u, full.u)  # the full network learned, and its voltages moved apart

@@ -8,7 +8,7 @@ over the seeds of the batch.
 Results: the kernel computes the numpy step's expressions, compiled with fast-math (so a product and a sum may
 become one fused multiply-add, and a dendritic sum may be added in another order than numpy's matmul): a step agrees
 with the numpy step to rounding (the logistic is computed as 1/(1 + e^(−u)) instead of ½(1 + tanh(u/2))). Over a
-run the differences stay at rounding level: measured on 2 s of Fig 3 at 10 seeds, 7e-14 of each quantity's
+run the differences stay at rounding level: measured on 2 s of Fig 3 at 10 seeds, 3e-14 of each quantity's
 largest value; on 0.5 s of FA's 5-20-10-20-5, 4e-11 on the apical mismatch and the loss, which are small
 differences of large terms (``tests/test_rate_fused.py``).
 
@@ -19,8 +19,10 @@ where it does not cover the model or numba is missing: ``pip install 'neurofa[fa
 it can. :func:`fused_lagged_steps` runs a block of steps in one call (the runner's blocks end at the next
 presentation, probe, record, test point or checkpoint), seed by seed, since the seeds are independent: bitwise the
 same steps as one call each (``tests/test_rate_fused.py``). Measured on 10 seeds of Fig 3, whole ``simulate`` call:
-about 1.7× the numpy step with one call per step, and the blocks 1.23× faster again (160,000–175,000 seed-steps/s);
-the compiled steps take about 5 µs per seed-step, PAL's noise draws 1.1 µs.
+about 1.7× the numpy step with one call per step, the blocks 1.23× faster again, and the apical update in one pass
+per row (:func:`_apical`) 1.14× faster again on the compiled steps (paired rounds): 181,000 seed-steps/s over 10 s.
+``scripts/bench_scale.py`` (*rate budget*) splits a seed-step: PAL's noise draws 0.96–1.18 µs, the compiled
+dynamics without plasticity 1.8–2.8 µs, the compiled steps in full 3.1–5.1 µs (this machine's spread over six runs).
 """
 
 from __future__ import annotations
