@@ -194,6 +194,9 @@ class Simulation:
     #: the rate step's implementation: numpy (the reference), fused (the compiled kernel of neurofa.rate.fused, an
     #: error where it does not cover the model), auto (the kernel where it covers the model, else numpy)
     rate_kernel: Literal["numpy", "fused", "auto"] = "numpy"
+    #: floating-point type of the rate backend's weights and state: double (float64, the reference) or single
+    #: (float32: half the memory traffic per weight; neurofa.rate.dynamics)
+    rate_precision: Literal["double", "single"] = "double"
     test_interval: float = nonnegative(0.0)
     tau_syn: float = nonnegative(0.0, "synaptic low-pass of presynaptic rates in ms (0 = off; mean field of spikes)")
     filter_target: bool = False  # the nudging target passes the same synaptic low-pass (τ_syn; spiking: τ_s)

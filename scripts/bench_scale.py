@@ -165,8 +165,10 @@ def spiking_rows(networks: list[str], threads: list[int], precisions: list[str],
     return rows
 
 
-def rate_rows(networks: list[str], quick: bool) -> list[dict]:
-    """Seed-steps/s of the rate backend at 10 seeds (whole ``simulate`` call), numpy and fused kernels."""
+def rate_rows(networks: list[str], precisions: list[str], quick: bool) -> list[dict]:
+    """Seed-steps/s of the rate backend at 10 seeds (whole ``simulate`` call), numpy and fused kernels, in each
+    precision (``simulation.rate_precision``): Fig 3 for its 10 s, the other sizes for 10,000 steps."""
+    from neurofa.circuit import initial_weights
     from neurofa.config import load_config
     from neurofa.rate import fused
     from neurofa.rate.dynamics import Microcircuit
@@ -182,25 +184,24 @@ def rate_rows(networks: list[str], quick: bool) -> list[dict]:
             data["network"]["layers"] = [int(n) for n in name.split("-")]
             data.pop("spiking")
             cfg = load_config(data, {"simulation.scheme": "lagged"})
-            duration = 1000.0 / (10 if quick else 1)
-        for kernel in ("numpy", "fused"):
-            run = load_config(cfg, {"simulation.duration": duration, "simulation.record_interval": duration / 10,
-                                    "simulation.rate_kernel": kernel})
-            if kernel == "fused":
-                from neurofa.circuit import initial_weights
-
-                reason = fused.unsupported_reason(Microcircuit.of(run, initial_weights(run, [0])))
-                if reason:
-                    print(f"{name:>14} rate fused: not covered ({reason})")
-                    continue
-            t0 = time.perf_counter()
-            simulate(run, list(range(10)))
-            wall = time.perf_counter() - t0
-            steps = duration / run.simulation.dt
-            rows.append({"network": name, "kernel": kernel, "seeds": 10, "steps": steps, "wall_s": wall,
-                         "seed_steps_per_s": 10 * steps / wall})
-            print(f"{name:>14} rate {kernel:>5} 10 seeds {steps:>9.0f} steps {wall:7.2f} s "
-                  f"{10 * steps / wall:12,.0f} seed-steps/s", flush=True)
+            duration = 100.0 / (10 if quick else 1)
+        for precision in precisions:
+            for kernel in ("numpy", "fused"):
+                run = load_config(cfg, {"simulation.duration": duration, "simulation.record_interval": duration / 10,
+                                        "simulation.rate_kernel": kernel, "simulation.rate_precision": precision})
+                if kernel == "fused":
+                    reason = fused.unsupported_reason(Microcircuit.of(run, initial_weights(run, [0])))
+                    if reason:
+                        print(f"{name:>14} rate fused: not covered ({reason})")
+                        continue
+                t0 = time.perf_counter()
+                simulate(run, list(range(10)))
+                wall = time.perf_counter() - t0
+                steps = duration / run.simulation.dt
+                rows.append({"network": name, "kernel": kernel, "precision": precision, "seeds": 10, "steps": steps,
+                             "wall_s": wall, "seed_steps_per_s": 10 * steps / wall})
+                print(f"{name:>14} rate {kernel:>5} {precision:>6} 10 seeds {steps:>9.0f} steps {wall:7.2f} s "
+                      f"{10 * steps / wall:12,.0f} seed-steps/s", flush=True)
     return rows
 
 
@@ -373,7 +374,7 @@ def main() -> None:
     print(f"{'network':>14} {'th':>2} {'prec':>6} {'call':>10} {'b':>2} {'loop s':>8} {'×realtime':>9} "
           f"{'syn upd/s':>10} {'outside':>8} {'+process':>8}")
     rows = [] if args.no_spiking else spiking_rows(args.networks, args.threads_list, args.precisions, args.quick)
-    rate = [] if args.no_rate else rate_rows(args.networks, args.quick)
+    rate = [] if args.no_rate else rate_rows(args.networks, args.precisions, args.quick)
     budget = [] if args.no_rate or "5-20-10-20-5" not in args.networks else rate_budget_rows()
     ceiling = [] if args.no_ceiling else ceiling_rows(args.networks, args.threads_list)
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}

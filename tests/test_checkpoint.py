@@ -84,13 +84,16 @@ def test_the_rate_checkpoint_holds_every_array_that_changes() -> None:
     assert not missing, f"arrays that change but are not checkpointed: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name, mean_field", [("pal_backprojections", False), ("yinyang_kp", False),
-                                              ("spiking_bars_pal", True)])
+@pytest.mark.parametrize("name, mean_field, precision", [("pal_backprojections", False, "double"),
+                                                         ("pal_backprojections", False, "single"),
+                                                         ("yinyang_kp", False, "double"),
+                                                         ("spiking_bars_pal", True, "double")])
 def test_a_rate_run_resumed_from_its_last_checkpoint_is_bitwise_the_whole_run(
-        name: str, mean_field: bool, tmp_path: Path) -> None:
+        name: str, mean_field: bool, precision: str, tmp_path: Path) -> None:
     """The checkpoint directory of a finished run still holds its last checkpoint (0.73 of the way through an
-    interval before the end): a second run resumes there, steps only the rest, and ends bitwise the same."""
-    cfg = _short(name, 40, 7.3, mean_field)
+    interval before the end): a second run resumes there, steps only the rest, and ends bitwise the same (in
+    float32 too, ``simulation.rate_precision: single``)."""
+    cfg = load_config(_short(name, 40, 7.3, mean_field), {"simulation.rate_precision": precision})
     whole = nf.run(cfg, seeds=[0, 1], progress=False)
     checkpointed = nf.run(cfg, seeds=[0, 1], progress=False, checkpoint=tmp_path)
     _same(whole.dataset, checkpointed.dataset)
