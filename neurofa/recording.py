@@ -90,10 +90,15 @@ def _phi_prime(model: Model, u: Array, layer: int) -> Array:
     return activation(model.activation)[1](u)
 
 
-def phi_prime_products(model: Model, us: Sequence[Array]) -> list[Array]:
-    """Per sample φ'_ℓ ⊗ φ'_{ℓ+1} (..., n_ℓ, n_{ℓ+1}) of somatic potentials [u_1 … u_N] (each (..., n_ℓ))."""
-    fp = [_phi_prime(model, u, ell) for ell, u in enumerate(us, start=1)]
-    return [fp[ell][..., :, None] * fp[ell + 1][..., None, :] for ell in range(len(us) - 1)]
+def phi_prime_products(model: Model, u: Array, layers: Sequence[slice]) -> list[Array]:
+    """Per sample φ'_ℓ ⊗ φ'_{ℓ+1} (..., n_ℓ, n_{ℓ+1}) of the somatic potentials ``u`` (..., n_units) whose layer-ℓ
+    cells are ``u[..., layers[ℓ − 1]]``, ℓ = 1 … N. φ' is taken of all units at once: it is elementwise, so the
+    values are those of each layer's own call (one call instead of one per layer, at every presentation)."""
+    fp_all = activation(model.activation)[1](u)
+    fp = [fp_all[..., s] for s in layers]
+    if model.output_linear:
+        fp[-1] = np.ones_like(fp[-1])
+    return [fp[ell][..., :, None] * fp[ell + 1][..., None, :] for ell in range(len(fp) - 1)]
 
 
 def operating_point(model: Model, W: Sequence[Array], x: Array) -> list[Array]:

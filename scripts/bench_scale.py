@@ -231,7 +231,8 @@ def budget_networks(seeds: list[int]) -> dict[str, Any]:
 
 def rate_budget_rows(rounds: int = 7, block: int = 1000) -> list[dict]:
     """What a seed-step of the rate reference costs at least, on PAL's Fig 3 network at 10 seeds: the noise draws
-    alone (:class:`neurofa.rate.dynamics.NoiseSource` refilling its blocks, the run's own code), the compiled steps
+    alone (:class:`neurofa.rate.dynamics.NoiseSource` refilling its blocks with the compiled draws, the numbers a
+    run's kernel draws itself), the compiled steps
     with every learning rate 0 (the dynamics without plasticity) and the compiled steps in full, each in ns per
     seed-step, timed in alternating rounds of ``block`` steps (median of ``rounds``). Every run draws its noise and
     steps its dynamics, so 1/(noise + dynamics) bounds the seed-steps/s of this kernel however fast its plasticity

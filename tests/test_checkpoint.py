@@ -84,31 +84,36 @@ def test_the_rate_checkpoint_holds_every_array_that_changes() -> None:
     assert not missing, f"arrays that change but are not checkpointed: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name, mean_field, precision", [("pal_backprojections", False, "double"),
-                                                         ("pal_backprojections", False, "single"),
-                                                         ("yinyang_kp", False, "double"),
-                                                         ("spiking_bars_pal", True, "double")])
+@pytest.mark.parametrize("name, mean_field, precision, kernel", [("pal_backprojections", False, "double", "numpy"),
+                                                                 ("pal_backprojections", False, "single", "numpy"),
+                                                                 ("pal_backprojections", False, "double", "fused"),
+                                                                 ("yinyang_kp", False, "double", "numpy"),
+                                                                 ("spiking_bars_pal", True, "double", "numpy")])
 def test_a_rate_run_resumed_from_its_last_checkpoint_is_bitwise_the_whole_run(
-        name: str, mean_field: bool, precision: str, tmp_path: Path) -> None:
+        name: str, mean_field: bool, precision: str, kernel: str, tmp_path: Path) -> None:
     """The checkpoint directory of a finished run still holds its last checkpoint (0.73 of the way through an
     interval before the end): a second run resumes there, steps only the rest, and ends bitwise the same (in
-    float32 too, ``simulation.rate_precision: single``)."""
-    cfg = load_config(_short(name, 40, 7.3, mean_field), {"simulation.rate_precision": precision})
+    float32 too, ``simulation.rate_precision: single``, and with the compiled kernel, which draws PAL's noise
+    itself: the checkpoint holds its generators)."""
+    if kernel == "fused":
+        pytest.importorskip("numba")
+    cfg = load_config(_short(name, 40, 7.3, mean_field), {"simulation.rate_precision": precision,
+                                                          "simulation.rate_kernel": kernel})
     whole = nf.run(cfg, seeds=[0, 1], progress=False)
     checkpointed = nf.run(cfg, seeds=[0, 1], progress=False, checkpoint=tmp_path)
     _same(whole.dataset, checkpointed.dataset)
     steps = []
-    original = Microcircuit.steps
+    original = Microcircuit.advance
 
-    def counted(self: Microcircuit, noise: Any, n_steps: int) -> None:
-        steps.append(n_steps)
-        original(self, noise, n_steps)
+    def counted(self: Microcircuit, noise: Any, n_steps: int) -> int:
+        steps.append(original(self, noise, n_steps))
+        return steps[-1]
 
-    Microcircuit.steps = counted  # type: ignore[method-assign]
+    Microcircuit.advance = counted  # type: ignore[method-assign]
     try:
         resumed = nf.run(cfg, seeds=[0, 1], progress=False, checkpoint=tmp_path)
     finally:
-        Microcircuit.steps = original  # type: ignore[method-assign]
+        Microcircuit.advance = original  # type: ignore[method-assign]
     _same(whole.dataset, resumed.dataset)
     n_steps = round(cfg.simulation.duration / cfg.simulation.dt)
     per = round(cfg.simulation.checkpoint_interval / cfg.simulation.dt)

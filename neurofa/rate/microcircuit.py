@@ -149,17 +149,16 @@ class _Recorder:
     def probe(self) -> None:
         """Sample the settled state at the end of a presentation."""
         net, lay = self.net, self.net.layout
-        api = net.apical()
-        for ell, v in enumerate(api):
-            self.api_sum[:, ell] += np.mean(v * v, axis=-1)
+        mismatch = [np.mean(v * v, axis=-1) for v in net.apical()]
+        for ell, m in enumerate(mismatch):
+            self.api_sum[:, ell] += m
         if net.target is not None:
             u_free = steady_state(self.model, net.W, net.inputs[:, None, :])[-1][:, 0, :]
             d = u_free - net.target
             self.loss_sum += 0.5 * np.sum(d * d, axis=-1)
         else:
-            self.loss_sum += np.mean([np.mean(v * v, axis=-1) for v in api], axis=0)
-        uu = net.prospective_voltage()
-        for ell, dd in enumerate(phi_prime_products(self.model, [uu[:, s] for s in lay.pyr])):
+            self.loss_sum += np.mean(mismatch, axis=0)
+        for ell, dd in enumerate(phi_prime_products(self.model, net.prospective_voltage(), lay.pyr)):
             self.dd_sum[ell] += dd
         self.count += 1
 
@@ -305,10 +304,7 @@ class _Run:
                 p += 1
                 net.present(*data.sample(p))
             n = 1 if single else min([s.n_steps - k] + [per - k % per for per in periods])
-            noise = self.noise.block(n) if self.noise is not None else None
-            n = n if noise is None else noise.shape[0]
-            net.steps(noise, n)
-            kk = k = k + n
+            kk = k = k + net.advance(self.noise, n)
             if kk % s.per_pres == 0:
                 rec.probe()
             if detail:
