@@ -230,14 +230,18 @@ def budget_networks(seeds: list[int]) -> dict[str, Any]:
 
 
 def rate_budget_rows(rounds: int = 7, block: int = 1000) -> list[dict]:
-    """What a seed-step of the rate reference costs at least, on PAL's Fig 3 network at 10 seeds: the noise draws
-    alone (:class:`neurofa.rate.dynamics.NoiseSource` refilling its blocks with the compiled draws, the numbers a
-    run's kernel draws itself), the compiled steps
-    with every learning rate 0 (the dynamics without plasticity) and the compiled steps in full, each in ns per
-    seed-step, timed in alternating rounds of ``block`` steps (median of ``rounds``). Every run draws its noise and
-    steps its dynamics, so 1/(noise + dynamics) bounds the seed-steps/s of this kernel however fast its plasticity
-    becomes. The draws are fixed by the committed results (each seed's PCG64 normals); the dynamics are what a
-    faster kernel would have to speed up."""
+    """What a seed-step of the rate reference costs, on PAL's Fig 3 network at 10 seeds, each part in ns per
+    seed-step, timed in alternating rounds of ``block`` steps (median of ``rounds``):
+
+    - *noise*: :class:`neurofa.rate.dynamics.NoiseSource` filling a block of samples (the compiled draws of numpy's
+      normals, which every committed result fixes: each seed's PCG64 stream);
+    - *dynamics*: the compiled steps fed that block, with every learning rate 0 (no plasticity);
+    - *full*: the compiled steps fed that block, as the file has them;
+    - *drawing*: the compiled steps in full drawing their own noise, as a run takes them
+      (:meth:`neurofa.rate.dynamics.Microcircuit.advance`).
+
+    A step fed a block must also draw it, so 1/(noise + dynamics) bounds that path however fast its plasticity
+    becomes; *drawing* is what a run's kernel call costs."""
     from neurofa.rate import fused
     from neurofa.rate.dynamics import Microcircuit, NoiseSource
 
@@ -254,7 +258,13 @@ def rate_budget_rows(rounds: int = 7, block: int = 1000) -> list[dict]:
     def steps(net: Microcircuit) -> Any:
         return lambda: fused.fused_lagged_steps(net, sample, block)
 
-    parts = {"noise": draws, "dynamics": steps(nets["dynamics"]), "full": steps(nets["full"])}
+    drawing_net = budget_networks(seeds)["full"]
+    own = NoiseSource(drawing_net, seeds)
+
+    def drawing() -> None:
+        drawing_net.advance(own, block)
+
+    parts = {"noise": draws, "dynamics": steps(nets["dynamics"]), "full": steps(nets["full"]), "drawing": drawing}
     times: dict[str, list[float]] = {name: [] for name in parts}
     for part in parts.values():
         part()  # compile and warm up
@@ -267,11 +277,13 @@ def rate_budget_rows(rounds: int = 7, block: int = 1000) -> list[dict]:
     floor = median["noise"] + median["dynamics"]
     row = {"network": "5-20-10-20-5", "seeds": len(seeds), "block_steps": block,
            **{f"{name}_ns_per_seed_step": t for name, t in median.items()},
-           "bound_seed_steps_per_s": 1e9 / floor, "full_seed_steps_per_s": 1e9 / (median["noise"] + median["full"])}
-    print(f"{'5-20-10-20-5':>14} rate budget, ns per seed-step (median of {rounds}): noise draws "
+           "bound_seed_steps_per_s": 1e9 / floor, "full_seed_steps_per_s": 1e9 / (median["noise"] + median["full"]),
+           "drawing_seed_steps_per_s": 1e9 / median["drawing"]}
+    print(f"{'5-20-10-20-5':>14} rate budget, ns per seed-step (median of {rounds}): noise block "
           f"{median['noise']:.0f}, compiled dynamics without plasticity {median['dynamics']:.0f}, compiled "
-          f"steps in full {median['full']:.0f}; bound 1/(noise + dynamics) = {row['bound_seed_steps_per_s']:,.0f} "
-          f"seed-steps/s, noise + full steps {row['full_seed_steps_per_s']:,.0f}", flush=True)
+          f"steps in full {median['full']:.0f} (fed a block: at most {row['full_seed_steps_per_s']:,.0f} "
+          f"seed-steps/s), drawing their own noise {median['drawing']:.0f} "
+          f"({row['drawing_seed_steps_per_s']:,.0f} seed-steps/s)", flush=True)
     return [row]
 
 
