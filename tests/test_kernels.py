@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +85,22 @@ def test_two_threads_give_the_one_thread_result_bitwise(dense: object) -> None:
         np.testing.assert_array_equal(threaded.layers[key], v)  # type: ignore[attr-defined]
 
 
+def _program_directory(cfg: object) -> Path:
+    plan = SpikingPlan.of(cfg)
+    data = circuit_task(cfg, 3)
+    structure = plan.structure(data)
+    return program.program_for(cfg, structure, plan.values(structure, data, initial_weights(cfg, [3]), 0, 3))[1]
+
+
 def test_single_precision_follows_double_to_float_rounding(dense: object) -> None:
     single = _run(load_config(WIDE, {"spiking.precision": "single"}))
+    # the float32 program flushes subnormals to zero (gcc's crtfastmath.o, linked with -ffast-math, sets FTZ/DAZ at
+    # start-up); the double program keeps IEEE subnormals and with them its bitwise results
+    if shutil.which("nm"):
+        symbols = {precision: subprocess.run(["nm", str(_program_directory(load_config(
+            WIDE, {"spiking.precision": precision})) / "main")], capture_output=True, text=True).stdout
+            for precision in ("single", "double")}
+        assert "set_fast_math" in symbols["single"] and "set_fast_math" not in symbols["double"]
     assert single.weights["W1"].dtype == np.float32  # type: ignore[attr-defined]
     counts, counts64 = _spike_counts(single), _spike_counts(dense)
     # a spike moves only where a probability lands within float rounding of its uniform draw
