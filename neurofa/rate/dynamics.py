@@ -309,7 +309,8 @@ class Microcircuit:
 
     # -- what the rules' hooks use -------------------------------------------------------------------------------
     def forward_increment(self, layer: int) -> Array:
-        """ΔW_ℓ applied in this step (after the low-pass, if any), (S, n_ℓ, n_{ℓ−1})."""
+        """ΔW_ℓ applied in this step (after the low-pass, if any), (S, n_ℓ, n_{ℓ−1}). The numpy step stores it; the
+        compiled step applies it without storing it and runs no rule that reads it (:mod:`neurofa.rate.fused`)."""
         if self.W_lo is not None:
             return self.W_lo[layer - 1]
         return self._dF[layer - 1][:, : self.layout.sizes[layer], :]

@@ -15,6 +15,8 @@ multiply-add, a dendritic sum may be added in another order than numpy's matmul)
 (``tests/test_rate_fused.py``). PAL's noise samples are numpy's
 own: :func:`fill_noise` fills a :class:`~neurofa.rate.dynamics.NoiseSource` block, and once a block is used up
 the kernel draws each step's samples itself from the same generators (:func:`_draw_hidden`), bitwise the same.
+The generators reach the kernel as a tuple, so it is compiled once per batch size (about 2 s, then cached on disk
+with the rest of the kernel).
 
 What makes it fast (measured on Fig 3 at 10 seeds, ``scripts/bench_scale.py``):
 
@@ -410,17 +412,6 @@ def _steps(n_steps, prospective, u, ueff, d1, d2, xi, r, pre_a, pre_b, r_hp, x, 
                     target_s, out0, scratch, bits, draw, rng, hid_idx, scale, refine, normals)
 
 
-def _signal(code: int, xi, d2, r_hp, rate):  # noqa: ANN001
-    """The channel signal ``code`` of one seed: ξ, v_api (d2), r^HP or the rates the dendrites read."""
-    if code == 0:
-        return xi
-    if code == 1:
-        return d2
-    if code == 2:
-        return r_hp
-    return rate
-
-
 # -- PAL's noise ------------------------------------------------------------------------------------------------
 def _draw_hidden(rng, hid_idx, scale, refine, z, sample):  # noqa: ANN001
     """sample[hid_idx] = scale Σ_{m < refine} z_m with the next refine × n_hid normals of ``rng`` (row-major: the
@@ -455,7 +446,6 @@ def fill_noise(rng: np.random.Generator, buffer: np.ndarray, s: int, hid_idx: np
 
 
 if numba is not None:
-    _signal = numba.njit(cache=True, inline="always")(_signal)
     _u = numba.njit(cache=True, inline="always")(_u)
     _EXP = numba.njit(cache=True, fastmath={"contract", "nsz"}, error_model="numpy")(_exp_into)
     _jit = numba.njit(cache=True, fastmath=True, error_model="numpy")
