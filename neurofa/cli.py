@@ -32,9 +32,6 @@ from neurofa.rundir import RunDirectory, is_complete
 from neurofa.runner import estimate, resolve_seeds, run
 from neurofa.spiking.noise import weight_noise
 from neurofa.spiking.params import mean_field_config
-from neurofa.sweep import parse_grid, sweep, sweep_figure
-from neurofa.theory import experiment
-from neurofa.validate import compare
 
 __all__ = ["main", "build_parser"]
 
@@ -147,6 +144,8 @@ def _theory_settings(module: Any, name: str, items: list[str]) -> Any:
 
 
 def cmd_theory(args: argparse.Namespace) -> int:
+    from neurofa.theory import experiment
+
     module = experiment(args.name)
     settings = _theory_settings(module, args.name, args.set)
     out = Path(args.out) if args.out else _default_out("theory", args.name + ("-quick" if args.quick else ""))
@@ -163,6 +162,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     result = Result.load(rundir)
     figdir = rundir / "figures"
     name = result.dataset.attrs.get("experiment")
+    from neurofa.sweep import sweep_figure
+    from neurofa.theory import experiment
+
     if name:
         paths = experiment(str(name)).figure(result, figdir)
     elif "sweep_keys" in result.dataset.attrs:
@@ -184,6 +186,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from neurofa.sweep import parse_grid, sweep
+
     options: dict[str, Any] = {}
     if args.cluster_config:
         path = Path(args.cluster_config)
@@ -236,6 +240,8 @@ def _number_list(option: str, text: str | None, kind: type, expected: str) -> li
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from neurofa.validate import compare
+
     scales = _number_list("--scales", args.scales, float, "numbers")
     populations = _number_list("--populations", args.populations, int, "whole numbers of cells per unit")
     out = Path(args.out) if args.out else _default_out("compare", Path(args.config).stem)

@@ -11,10 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib.ticker import MaxNLocator
 
 from neurofa.atomic import atomic_write
 from neurofa.spikes import windows_of
@@ -25,7 +23,10 @@ __all__ = ["pyplot", "mean_sd_band", "plot_run", "save_figure", "angle_figure", 
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` (matplotlib falls back to Agg where there is no display)."""
+    """``matplotlib.pyplot`` (matplotlib falls back to Agg where there is no display), imported on first use: a run
+    that draws no figure does not pay matplotlib's import (about 0.3 s)."""
+    import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -33,7 +34,7 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     """Save ``fig`` to ``path`` atomically and close it."""
     path = Path(path)
     atomic_write(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png"))
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -59,6 +60,7 @@ def _time_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
 
 def angle_figure(ds: xr.Dataset, name: str = "angle_B_WT", title: str | None = None) -> Any:
     """Alignment angle per hidden layer over time, mean ± SD over seeds."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     t, xlabel = _time_axis(ds)
     da = ds[name].transpose("seed", "time", "layer")
@@ -74,6 +76,7 @@ def angle_figure(ds: xr.Dataset, name: str = "angle_B_WT", title: str | None = N
 
 
 def _curve_figure(ds: xr.Dataset, name: str) -> Any:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     t, xlabel = _time_axis(ds)
     da = ds[name]
@@ -107,6 +110,9 @@ def raster_figure(spikes: xr.Dataset, seed: int | None = None, max_windows: int 
     mine = spikes["spike_seed"].values == seed
     times, cells = spikes["spike_time"].values[mine], spikes["spike_cell"].values[mine]
     scale, unit = (1000.0, "s") if windows[-1][1] >= 2000 else (1.0, "ms")
+    from matplotlib import ticker
+
+    plt = pyplot()
     fig, axes = plt.subplots(len(populations) + 1, len(windows), figsize=(4.5 * len(windows), 1.3 * len(populations)
                                                                           + 2.2), sharex="col", squeeze=False)
     for col, (start, stop) in enumerate(windows):
@@ -119,7 +125,7 @@ def raster_figure(spikes: xr.Dataset, seed: int | None = None, max_windows: int 
             ax.scatter(times[pick] / scale, cells[pick] - members[0], s=1.0, marker="|", color=f"C{row}",
                        linewidths=0.5, rasterized=True)
             ax.set_ylim(-0.5, len(members) - 0.5)
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # cell indices
+            ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=4, integer=True))  # cell indices
             if col == 0:
                 ax.set_ylabel(f"{population}\n({kinds[population]})")
             counts, _ = np.histogram(times[pick], edges)
@@ -157,6 +163,7 @@ def plot_run(ds: xr.Dataset, directory: str | Path, spikes: xr.Dataset | None = 
 
 def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str, ...]) -> Any:
     names = tuple(n for n in names if n in rate and n in spiking)
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
         ref, tst = on_rate_grid(rate, spiking, name)
@@ -173,6 +180,7 @@ def _comparison_scatter(rate: xr.Dataset, spiking: xr.Dataset, names: tuple[str,
 
 def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4) -> Any:
     """Traces of a few units of seed 0 in both backends (solid: rate, dashed: spiking)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     t, xlabel = _time_axis(rate)
     r = rate[name].transpose("seed", "time", ...).values[0]
@@ -188,6 +196,7 @@ def _overlay(rate: xr.Dataset, spiking: xr.Dataset, name: str, n_units: int = 4)
 
 
 def _angles_both(rate: xr.Dataset, spiking: xr.Dataset) -> Any:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     t, xlabel = _time_axis(rate)
     ts, _ = _time_axis(spiking)
@@ -215,6 +224,7 @@ def _fit_panel(ax: Any, scales: np.ndarray, errors: np.ndarray, slope: float, co
 
 
 def _convergence(summary: dict[str, Any], level: str = "convergence") -> Any:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     axis = "scale" if level == "convergence" else "N"
     _fit_panel(ax, np.asarray(summary[f"{level}_scales"], dtype=float),
@@ -232,6 +242,7 @@ def _population_learning(summary: dict[str, Any]) -> Any:
     sizes = np.asarray(summary["populations_learning_sizes"], dtype=float)
     measures = [m for m in ("weights", "angle", "accuracy") if f"populations_learning_{m}_slope" in summary]
     labels = {"weights": "RMS Δ weights / range", "angle": "|Δ final angle| (deg)", "accuracy": "|Δ final accuracy|"}
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(measures), figsize=(4.0 * len(measures), 3.4), squeeze=False)
     for ax, m in zip(axes[0], measures):
         _fit_panel(ax, sizes, np.asarray(summary[f"populations_learning_{m}"], dtype=float),

@@ -15,8 +15,8 @@ multiply-add, a dendritic sum may be added in another order than numpy's matmul)
 (``tests/test_rate_fused.py``). PAL's noise samples are numpy's
 own: :func:`fill_noise` fills a :class:`~neurofa.rate.dynamics.NoiseSource` block, and once a block is used up
 the kernel draws each step's samples itself from the same generators (:func:`_draw_hidden`), bitwise the same.
-The generators reach the kernel as a tuple, so it is compiled once per batch size (about 2 s, then cached on disk
-with the rest of the kernel).
+The generators reach the kernel as one typed list (:func:`_generators`), so it is compiled once for every batch size
+(about 2 s, then cached on disk with the rest of the kernel).
 
 What makes it fast (measured on Fig 3 at 10 seeds, ``scripts/bench_scale.py``):
 
@@ -52,6 +52,7 @@ _SIGNALS = {"noise": 0, "apical": 1, "high_pass": 2, "rate": 3}
 numba: Any
 try:  # numba is optional (extra 'fast'); the numpy step is the reference
     import numba
+    from numba.typed import List
 except ImportError:  # pragma: no cover
     numba = None
 
@@ -144,8 +145,8 @@ def fused_lagged_steps(net: Microcircuit, noise: np.ndarray | None, n_steps: int
     has_noise = draw or (net.noisy and noise is not None)
     if draw:
         assert source is not None and source.drained, "the source's drawn samples come first"
-        rngs, scale, refine = tuple(source.rngs), source.scale, source.refine
-        noise = np.zeros((1, len(rngs), net.layout.n_units), dtype=net.dtype)  # each seed's sample, drawn per step
+        rngs, scale, refine = _generators(source), source.scale, source.refine
+        noise = np.zeros((1, len(source.rngs), net.layout.n_units), dtype=net.dtype)  # a sample per seed, per step
     else:
         rngs, scale, refine = _NO_GENERATORS, 0.0, 1
         if has_noise:
@@ -165,6 +166,27 @@ def fused_lagged_steps(net: Microcircuit, noise: np.ndarray | None, n_steps: int
            tables["bits"], draw, rngs, net.layout.hid_idx, float(scale), int(refine), tables["normals"])
     if n_steps % 2:
         net.pre, net.pre_old = net.pre_old, net.pre
+
+
+def _generators(source: NoiseSource) -> Any:
+    """The source's generators as one numba typed list, made once per source (the same generator objects: a draw in
+    the kernel advances them as a draw in Python would). Passed as a tuple, ten generators cost 67 µs per call
+    (numba unboxes each through ctypes), more than the 1.5 ms of a Fig 3 presentation's steps can hide; the list
+    costs about 1 µs."""
+    cached = source.__dict__.get("_fused_generators")
+    if cached is None or len(cached[0]) != len(source.rngs) or any(a is not b for a, b in zip(cached[0],
+                                                                                              source.rngs)):
+        cached = source.__dict__["_fused_generators"] = (tuple(source.rngs), _AS_LIST(tuple(source.rngs)))
+    return cached[1]
+
+
+def _as_list(rngs):  # noqa: ANN001
+    """A numba typed list of the generators ``rngs`` (a tuple), built in compiled code so that the build is cached
+    on disk with it."""
+    out = List()
+    for rng in rngs:
+        out.append(rng)
+    return out
 
 
 # -- e^x, vectorisable --------------------------------------------------------------------------------------------
@@ -455,6 +477,7 @@ if numba is not None:
     _STEPS = _jit(_steps)
     _draw_hidden = numba.njit(cache=True)(_draw_hidden)
     _FILL = numba.njit(cache=True)(_fill_noise)
+    _AS_LIST = numba.njit(cache=True)(_as_list)
 else:  # pragma: no cover
     _STEPS = _steps
 
