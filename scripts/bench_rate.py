@@ -6,8 +6,9 @@ same equations, i.e. 10 separate S = 1 circuits stepped one after the other. End
 10 seeds, including recording. This bench times the numpy step (the reference), whose goal was ≥ 150,000
 seed-steps/s at ≥ 10 seeds per batch. The PAL authors' per-seed numpy code, timed side by side on this machine, does
 about 5,000 steps/s (100,100 steps in 20 s); an earlier figure of 1,500 steps/s in this docstring was wrong, so
-150,000 is about 30× that code, not 100×. The 100× (≥ 500,000 seed-steps/s on the whole 10 s run) is the compiled
-step's (``simulation.rate_kernel: fused``), which ``scripts/bench_scale.py`` measures beside the numpy step.
+150,000 is about 30× that code, not 100×. The 100× (≥ 500,000 seed-steps/s over a whole process running the 10 s)
+is the compiled step's (``simulation.rate_kernel: fused``), which ``scripts/bench_scale.py`` measures beside the
+numpy step (its *whole process* rows).
 
 Usage: ``python scripts/bench_rate.py [--steps 20000] [--out scripts/bench_rate.json]``
 """
