@@ -32,6 +32,7 @@ from neurofa.rundir import RunDirectory, is_complete
 from neurofa.runner import estimate, resolve_seeds, run
 from neurofa.spiking.noise import weight_noise
 from neurofa.spiking.params import mean_field_config
+from neurofa.sweep import parse_grid, sweep, sweep_figure
 
 __all__ = ["main", "build_parser"]
 
@@ -162,10 +163,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     result = Result.load(rundir)
     figdir = rundir / "figures"
     name = result.dataset.attrs.get("experiment")
-    from neurofa.sweep import sweep_figure
-    from neurofa.theory import experiment
-
     if name:
+        from neurofa.theory import experiment
+
         paths = experiment(str(name)).figure(result, figdir)
     elif "sweep_keys" in result.dataset.attrs:
         paths = sweep_figure(result, figdir)
@@ -186,8 +186,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from neurofa.sweep import parse_grid, sweep
-
     options: dict[str, Any] = {}
     if args.cluster_config:
         path = Path(args.cluster_config)

@@ -219,10 +219,12 @@ def rate_process_rows(quick: bool, rounds: int = 3) -> list[dict]:
     """Seed-steps/s of Fig 3 at 10 seeds counted over a whole fresh process: Python's start-up, the imports,
     loading the compiled kernel from numba's cache, the run and the exit. A short run first fills the cache (and is
     not counted); then ``rounds`` runs of the full 10 s."""
+    from neurofa.config import load_config
+
     model = str(ROOT / "models" / "pal_backprojections.yaml")
     duration = 10000.0 / (10 if quick else 1)
     subprocess.run([sys.executable, "-c", WHOLE_PROCESS.format(model=model, duration=100.0)], check=True, cwd=ROOT)
-    seed_steps = 10 * duration / 0.01
+    seed_steps = 10 * duration / load_config(model).simulation.dt
     rows = []
     for k in range(rounds):
         t0 = time.perf_counter()

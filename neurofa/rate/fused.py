@@ -173,10 +173,10 @@ def _generators(source: NoiseSource) -> Any:
     the kernel advances them as a draw in Python would). Passed as a tuple, ten generators cost 67 µs per call
     (numba unboxes each through ctypes), more than the 1.5 ms of a Fig 3 presentation's steps can hide; the list
     costs about 1 µs."""
+    rngs = tuple(source.rngs)
     cached = source.__dict__.get("_fused_generators")
-    if cached is None or len(cached[0]) != len(source.rngs) or any(a is not b for a, b in zip(cached[0],
-                                                                                              source.rngs)):
-        cached = source.__dict__["_fused_generators"] = (tuple(source.rngs), _AS_LIST(tuple(source.rngs)))
+    if cached is None or cached[0] != rngs:  # generators compare by identity
+        cached = source.__dict__["_fused_generators"] = (rngs, _AS_LIST(rngs))
     return cached[1]
 
 
