@@ -6,7 +6,6 @@ validates them. Importing the package registers every model kind, rule, task and
 ``compare`` is imported on first use (it brings SciPy's statistics, 0.4 s, which a run does not need).
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from neurofa._version import __version__
@@ -22,13 +21,12 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "Config", "ConfigError", "load_config", "Model", "compile_model", "Result", "run",
            "sweep", "compare"]
 
-_ON_FIRST_USE = {"compare": "neurofa.validate"}
-
 
 def __getattr__(name: str) -> Any:
     """``neurofa.compare``, imported when first asked for (PEP 562)."""
-    if name in _ON_FIRST_USE:
-        value = getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
-        globals()[name] = value
-        return value
+    if name == "compare":
+        from neurofa.validate import compare
+
+        globals()["compare"] = compare
+        return compare
     raise AttributeError(f"module 'neurofa' has no attribute {name!r}")
