@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{key}", default=None, help=f"SLURM {key}")
     p.add_argument("--cores", type=int, default=None, help="SLURM cores per job")
     p.add_argument("--jobs", type=int, default=None, help="SLURM jobs to start")
-    p.add_argument("--threads", type=int, default=None, help="spiking.threads of every point: OpenMP threads per "
+    p.add_argument("--threads", type=int, default=None, help="spiking.threads of every point: threads per "
                    "run; local workers × threads stay within the cores, SLURM jobs request threads cores per worker")
     _add_common(p)
     p.set_defaults(func=cmd_sweep)

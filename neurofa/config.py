@@ -223,7 +223,7 @@ class Spiking:
     post_signal: Literal["spikes", "rate"] = "spikes"  # Urbanczik–Senn's postsynaptic term: S/ν_max or φ(ŭ)
     pre_signal: Literal["trace", "rate"] = "trace"  # presynaptic factor of W, W_IP, B_PI: x or its expectation
     build_dir: str = ""
-    threads: int = positive(1, "OpenMP threads of one standalone run (cpp_standalone; ≤ the cores it may use)")
+    threads: int = positive(1, "threads of one standalone run (cpp_standalone; ≤ the cores it may use)")
     #: floating-point type of every Brian2 variable: double (float64) or single (float32)
     precision: Literal["double", "single"] = "double"
     report: bool = True

@@ -356,7 +356,8 @@ def check_cluster(cluster: str, workers: int | None) -> None:
 
 def local_workers(workers: int | None, threads: int) -> int:
     """Worker processes of a local cluster whose points run ``threads`` threads each: ``workers``, or as many as
-    the cores allow; refuses more cores than this process may use (oversubscribed OpenMP is many times slower)."""
+    the cores allow; refuses more cores than this process may use (an oversubscribed threaded program is many
+    times slower)."""
     cores = available_cores()
     n = workers or (max(1, cores // threads) if threads > 1 else 2)
     if threads > 1 and n * threads > cores:

@@ -24,10 +24,14 @@ sizes; *whole process* rows: Fig 3 at 10 seeds timed over a fresh Python process
 costs at least, the noise draws plus the dynamics without plasticity (:func:`rate_budget_rows`). Runs one after
 another: nothing else should run on the machine (a 2-thread run needs both cores).
 
-*Dense loops alone* rows (with a thread count above 1; ``--no-ceiling`` skips them): the two threaded loops of
-each network's largest projection (at least ``PARALLEL_MIN_SYNAPSES`` synapses), compiled on their own from
-:data:`CEILING_C` and timed at 1 and N threads, alternating. A program whose other work stays on one thread cannot
-scale better than these loops do on the same machine, so they bound its 2-thread column.
+*Thread speed-up* rows (:func:`thread_rows`): for every network that splits a projection, and for the wider
+784-500-10, the 1-thread and the N-thread programs re-run alternately in fresh processes (5 pairs), and the ratio
+of each pair's main-loop times: the speed-ups measured side by side.
+
+*Dense loops alone* rows (with a thread count above 1; ``--no-ceiling`` skips them): the two loops of each
+network's largest projection (at least ``PARALLEL_MIN_SYNAPSES`` synapses), compiled on their own from
+:data:`CEILING_C` as OpenMP parallel regions and timed at 1 and N threads, alternating: what this machine gives for
+those loops alone, with nothing else in the step.
 
 Usage: ``python scripts/bench_scale.py [--quick] [--out scripts/bench_scale.json]``
 """
@@ -49,6 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: simulated seconds per network (short enough for a bench, long enough that start-up does not dominate)
 SECONDS = {"9-30-3": 20.0, "5-20-10-20-5": 20.0, "100-300-10": 4.0, "784-100-10": 4.0}
+#: the wider network of the *thread speed-up* rows only (Sacramento et al.'s MNIST width), and its training seconds
+WIDER = {"784-500-10": 1.0}
 
 
 def network_config(name: str, seconds: float) -> dict[str, Any]:
@@ -163,6 +169,41 @@ def spiking_rows(networks: list[str], threads: list[int], precisions: list[str],
                               f"{row['simulation_s']:8.2f} {row['realtime_factor']:9.2f} "
                               f"{row['synapse_updates_per_s']:10.3g} {row['outside_s']:8.2f} "
                               f"{row['process_outside_s']:8.2f}", flush=True)
+    return rows
+
+
+def _rerun(name: str, threads: int, seconds: float, build_dir: str) -> dict[str, Any]:
+    """One re-run (seed 1) of ``name`` in a fresh process: its JSON line."""
+    done = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(threads), "--precision",
+                           "double", "--seed", "1", "--seconds", str(seconds), "--build-dir", build_dir],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def thread_rows(networks: list[str], threads: list[int], quick: bool, rounds: int = 5) -> list[dict]:
+    """The speed-up of N threads over 1, side by side: for each network that splits a projection (and the wider
+    784-500-10), both programs (double precision) are built in one directory, then re-run alternately, 1 thread
+    then N threads, ``rounds`` times; the ratio of each pair's main-loop times, median and range."""
+    rows = []
+    sizes = {name: SECONDS[name] for name in networks if name in SECONDS} | WIDER
+    for name, seconds in sizes.items():
+        seconds /= 4 if quick else 1
+        if not splits(name):
+            continue
+        with tempfile.TemporaryDirectory(prefix="bench_threads_") as build_dir:
+            for n in sorted(set(threads) | {1}):
+                _rerun(name, n, seconds, build_dir)  # builds
+            for n in sorted(set(threads) - {1}):
+                pairs = [(_rerun(name, 1, seconds, build_dir)["simulation_s"],
+                          _rerun(name, n, seconds, build_dir)["simulation_s"]) for _ in range(rounds)]
+                ratios = sorted(a / b for a, b in pairs)
+                row = {"network": name, "threads": n, "pairs_s": pairs, "speedup_median": ratios[len(ratios) // 2],
+                       "speedup_min": ratios[0], "speedup_max": ratios[-1]}
+                rows.append(row)
+                print(f"{name:>14} {n} threads against 1, side by side ({rounds} alternating re-runs): "
+                      f"{row['speedup_median']:.2f}x median ({ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)
     return rows
 
 
@@ -320,9 +361,9 @@ def rate_budget_rows(rounds: int = 7, block: int = 1000) -> list[dict]:
     return [row]
 
 
-#: the dense loops of one plastic all-to-all projection as neurofa's kernels run them (neurofa/spiking/kernels.py):
-#: each step a weight update over the rows of W, then the row sums of W x, each loop its own OpenMP parallel region
-#: split over the postsynaptic rows, and nothing else: no neuron groups, no random numbers
+#: the dense loops of one plastic all-to-all projection (neurofa/spiking/kernels.py): each step a weight update over
+#: the rows of W, then the row sums of W x, each loop its own OpenMP parallel region split over the postsynaptic
+#: rows, and nothing else: no neuron groups, no random numbers
 CEILING_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,8 +398,8 @@ int main(int argc, char **argv) {
 def ceiling_rows(networks: list[str], threads: list[int], rounds: int = 5) -> list[dict]:
     """The thread scaling of the dense loops alone, on this machine: for each network's largest projection, the
     loops of :data:`CEILING_C` compiled as Brian2 compiles (gcc -O3 -march=native -ffast-math), timed at 1 and at
-    each other thread count, alternating, ``rounds`` times (best and median). No run of the whole program can scale
-    better than its threaded loops do, so this ratio bounds the 2-thread column of the spiking rows."""
+    each other thread count, alternating, ``rounds`` times (best and median): how these loops alone scale on this
+    machine, the reference for the *thread speed-up* rows of the whole program."""
     import shutil
 
     compiler = shutil.which("gcc") or shutil.which("cc")
@@ -405,6 +446,7 @@ def main() -> None:
     parser.add_argument("--no-rate", action="store_true")
     parser.add_argument("--no-spiking", action="store_true")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the thread scaling of the dense loops alone")
+    parser.add_argument("--no-thread-pairs", action="store_true", help="skip the side-by-side thread speed-ups")
     parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_scale.json"))
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -424,10 +466,12 @@ def main() -> None:
     fig3 = not args.no_rate and "5-20-10-20-5" in args.networks
     process = rate_process_rows(args.quick) if fig3 else []
     budget = rate_budget_rows() if fig3 else []
+    pairs = [] if args.no_spiking or args.no_thread_pairs else thread_rows(args.networks, args.threads_list,
+                                                                            args.quick)
     ceiling = [] if args.no_ceiling else ceiling_rows(args.networks, args.threads_list)
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
-    report = {"spiking": rows, "rate": rate, "rate_whole_process": process, "rate_budget": budget,
-              "dense_loop_ceiling": ceiling, "machine": machine}
+    report = {"spiking": rows, "thread_speedup": pairs, "rate": rate, "rate_whole_process": process,
+              "rate_budget": budget, "dense_loop_ceiling": ceiling, "machine": machine}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 

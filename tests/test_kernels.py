@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,8 +161,7 @@ def test_rewrites_touch_only_the_dense_projections_and_refuse_unknown_code() -> 
 def test_small_projections_stay_on_one_thread() -> None:
     small = kernels.DenseProjection("a", 10, 10)
     large = kernels.DenseProjection("b", 100, 100)
-    assert kernels._parallel(small, 2) == "" and kernels._parallel(large, 1) == ""
-    assert "num_threads(2)" in kernels._parallel(large, 2)
+    assert not kernels._parallel(small, 2) and not kernels._parallel(large, 1) and kernels._parallel(large, 2)
     assert large.n_pre * large.n_post >= kernels.PARALLEL_MIN_SYNAPSES > small.n_pre * small.n_post
 
 
@@ -206,3 +206,17 @@ def test_the_benchs_dense_loop_ceiling_computes_the_projection_at_every_thread_c
         v = 1e-3 * (w @ x)
     assert v0[0] == v0[1]  # each row is computed by the same code whichever thread runs it
     assert v0[0] == pytest.approx(v[0], rel=1e-12)
+
+
+def test_the_step_overlaps_the_rows_with_the_random_numbers_but_not_with_what_they_depend_on() -> None:
+    """In the 2-thread program of the wide network, the update of W₁ (reads P₁'s learning signal
+    and P₀'s trace x, writes w) runs beside the Poisson input's thresholder (the random numbers), and is joined
+    before the spike-triggered update of W₁, the reset of P₀ (x jumps), P₁'s stored expressions and W₁'s monitor."""
+    if program.available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    source = (_program_directory(load_config(WIDE, {"spiking.threads": 2})) / "network.cpp").read_text()
+    line = next(line for line in source.splitlines() if re.match(r"\s*if \(job == &_run_\w+_W1_stateupdater", line))
+    overlap = set(re.findall(r"f == &_run_\w+?_(\w+)\b", line))
+    assert {"P0_spike_thresholder_codeobject", "P1_spike_thresholder_codeobject"} <= overlap
+    assert not {"W1_post_codeobject", "P0_spike_resetter_codeobject", "P1_subexpression_update_codeobject",
+                "mon_W1_codeobject", "W1_summed_variable_v_bas_post_codeobject"} & overlap

@@ -9,8 +9,9 @@ shared variable ``rng_seed`` of the input group; code inserted after the run arg
 it (:data:`SEED_CPP`), so the same seed gives the same spikes and different seeds different ones.
 
 The generated code differs from Brian2's own in two places: the dense loops of every projection
-(:mod:`neurofa.spiking.kernels`, also where ``spiking.threads`` applies) and two lines of the scheduler
-(:data:`NETWORK_PATCHES`).
+(:mod:`neurofa.spiking.kernels`) and a few lines of the scheduler (:data:`NETWORK_PATCHES`; with ``spiking.threads``
+> 1 also the step of :mod:`neurofa.spiking.schedule`, in which worker threads compute the rows of the wide
+projections while the main thread goes on with the rest of the step).
 
 Progress: Brian2's ``report=`` makes the standalone main loop read the process CPU clock once per object and time
 step (``std::clock``, a system call on virtual machines without a vDSO CPU clock: 5.8× slower measured on the Bars
@@ -47,7 +48,7 @@ from brian2.devices.device import reset_device
 from brian2.utils.logger import BrianLogger
 
 from neurofa.config import Config
-from neurofa.spiking import kernels
+from neurofa.spiking import kernels, schedule
 from neurofa.spiking.chunks import RunOutput
 from neurofa.spiking.kernels import DenseProjection
 from neurofa.spiking.network import Circuit, build_circuit
@@ -113,7 +114,7 @@ double neurofa_progress(double t, double on, double t_end, double period, double
 """
 
 #: seed the program's random generator from the run argument ``rng_seed`` (one generator: the random numbers are
-#: drawn on one thread whatever ``spiking.threads`` is, :mod:`neurofa.spiking.kernels`)
+#: drawn on the main thread whatever ``spiking.threads`` is, :mod:`neurofa.spiking.schedule`)
 SEED_CPP = "brian::_random_generators[0].seed((unsigned long) {seed});"
 
 #: Brian2's floating-point type of ``spiking.precision``
@@ -168,12 +169,23 @@ NETWORK_PATCHES = (CLOCK_COMPARISON, CLOCK_HEADER, CLOCK_START, CLOCK_READ, CLOC
 
 class _Device(CPPStandaloneDevice):
     """Brian2's ``cpp_standalone`` device whose network compares clock times relatively and reads the CPU clock
-    once (:data:`NETWORK_PATCHES`), and whose dense projections run the loops of :mod:`neurofa.spiking.kernels`."""
+    once (:data:`NETWORK_PATCHES`), whose dense projections run the loops of :mod:`neurofa.spiking.kernels` and,
+    with more than one thread, whose step overlaps the rows of the wide projections with the rest
+    (:mod:`neurofa.spiking.schedule`)."""
 
     def __init__(self, projections: dict[str, DenseProjection] | None = None, threads: int = 1) -> None:
         super().__init__()
         self.dense_projections = projections or {}
         self.dense_threads = threads
+        #: the footprint of every code object function written so far, and which of them post a row job
+        self.footprints: dict[str, schedule.Footprint] = {}
+        self.row_jobs: set[str] = set()
+
+    def _network_patches(self) -> tuple[tuple[str, str], ...]:
+        if self.dense_threads <= 1:
+            return NETWORK_PATCHES
+        jobs = {name: fp for name, fp in self.footprints.items() if name in self.row_jobs}
+        return NETWORK_PATCHES + schedule.network_patches(jobs, self.footprints)
 
     @contextlib.contextmanager
     def _rewritten(self, writer: Any) -> Iterator[None]:
@@ -181,13 +193,19 @@ class _Device(CPPStandaloneDevice):
 
         def rewritten(filename: str, contents: Any) -> None:
             if filename == "network.cpp":
-                for old, new in NETWORK_PATCHES:
+                for old, new in self._network_patches():
                     if contents.count(old) != 1:
                         raise RuntimeError(f"Brian2 {brian2.__version__}: network.cpp no longer contains {old!r} "
-                                           "once; update neurofa.spiking.device.NETWORK_PATCHES")
+                                           "once; update neurofa.spiking.device.NETWORK_PATCHES or "
+                                           "neurofa.spiking.schedule")
                     contents = contents.replace(old, new)
             elif isinstance(contents, str):
                 contents = kernels.rewrite(filename, contents, self.dense_projections, self.dense_threads)
+                if filename.startswith("code_objects/") and filename.endswith(".cpp"):
+                    for function in schedule.functions(contents):
+                        self.footprints[function] = schedule.footprint(contents)
+                        if schedule.POST in contents:
+                            self.row_jobs.add(function)
             write(filename, contents)
 
         writer.write = rewritten
@@ -203,6 +221,8 @@ class _Device(CPPStandaloneDevice):
     def generate_codeobj_source(self, writer: Any) -> None:
         with self._rewritten(writer):
             super().generate_codeobj_source(writer)
+        if self.dense_threads > 1:
+            writer.write(schedule.HEADER, schedule.row_pool_header(self.dense_threads))
 
 
 def _progress_group(run_time_ms: float, dt_ms: float, prefix: str) -> Any:
@@ -247,12 +267,12 @@ def build(structure: Structure, values: RunValues, directory: Path) -> Program:
     compile_args, link_args = list(prefs.codegen.cpp.extra_compile_args_gcc), list(prefs.codegen.cpp.extra_link_args)
     brian2.set_device(dev, build_on_run=False)
     prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]
-    prefs.devices.cpp_standalone.openmp_threads = 0  # Brian2's own OpenMP mode: see neurofa.spiking.kernels
+    prefs.devices.cpp_standalone.openmp_threads = 0  # not Brian2's OpenMP mode: see neurofa.spiking.schedule
     prefs.core.default_float_dtype = FLOAT_TYPES[structure.precision]
     prefs.codegen.cpp.extra_link_args = link_args + PRECISION_LINK_ARGS[structure.precision]
-    if structure.threads > 1:
-        prefs.codegen.cpp.extra_compile_args_gcc = compile_args + ["-fopenmp"]
-        prefs.codegen.cpp.extra_link_args = link_args + PRECISION_LINK_ARGS[structure.precision] + ["-fopenmp"]
+    if structure.threads > 1:  # the worker threads of neurofa.spiking.schedule
+        prefs.codegen.cpp.extra_compile_args_gcc = compile_args + ["-pthread"]
+        prefs.codegen.cpp.extra_link_args = link_args + PRECISION_LINK_ARGS[structure.precision] + ["-pthread"]
     try:
         circuit = build_circuit(structure, values, prefix=prefix)
         progress = _progress_group(structure.run_time, structure.dt, prefix=prefix)

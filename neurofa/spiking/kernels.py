@@ -25,12 +25,11 @@ agree with Brian2's own loops to rounding (measured: relative 1e-13 on dendritic
 a 784-100-10 network) and the spikes are the same draws (a spike changes only if a probability lands within
 rounding of its uniform number); ``tests/test_kernels.py`` checks both.
 
-With ``spiking.threads`` > 1, these two loops of every projection of at least :data:`PARALLEL_MIN_SYNAPSES`
-synapses are split over the postsynaptic cells with OpenMP, and nothing else is: the neuron groups, the spike
-propagation and the random numbers stay on one thread (Brian2's own OpenMP mode forks and joins in every code
-object every step, which costs more than a 784-100-10 step; measured slower at 2 threads than at 1). Each target
-is summed, and each synapse updated, by the same code whichever thread runs it, so a run gives the same result,
-bitwise, for every thread count (``tests/test_kernels.py``).
+With ``spiking.threads`` > 1, the two loops of every projection of at least :data:`PARALLEL_MIN_SYNAPSES`
+synapses become row jobs of :mod:`neurofa.spiking.schedule`: worker threads compute their rows while the main thread
+goes on with the rest of the time step (the neuron groups, the spike propagation and the random numbers, which stay
+on the main thread in Brian2's order). Each target is summed, and each synapse updated, by the same code whichever
+thread runs it, so a run gives the same result, bitwise, for every thread count (``tests/test_kernels.py``).
 
 :func:`rewrite` applies them to the files of the dense projections and leaves every other file unchanged; it
 raises if Brian2's code no longer has the expected form (the Brian2 version is part of every build key).
@@ -40,6 +39,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from neurofa.spiking import schedule
 
 __all__ = ["DenseProjection", "dense_summed", "dense_state_update", "rewrite", "PARALLEL_MIN_SYNAPSES"]
 
@@ -73,7 +74,7 @@ _POST_INDEX = re.compile(r"const int32_t _postsynaptic_idx = \w+\[_idx\];")
 
 
 def _serial_only(body: str, p: DenseProjection, threads: int) -> None:
-    """A loop that draws random numbers must stay on one thread (the program has one generator)."""
+    """A loop that draws random numbers must stay on the main thread (the program has one generator)."""
     if _parallel(p, threads) and re.search(r"\b_randn?\(", body):
         raise RuntimeError(f"{p.name}: a synaptic loop that draws random numbers cannot be split over threads")
 
@@ -83,12 +84,18 @@ def _dense_indices(body: str) -> str:
     return _POST_INDEX.sub("const int32_t _postsynaptic_idx = _i;", body)
 
 
-def _parallel(p: DenseProjection, threads: int) -> str:
-    """The OpenMP pragma of ``p``'s loop over postsynaptic cells: ``threads`` threads for projections of at least
-    :data:`PARALLEL_MIN_SYNAPSES` synapses (a fork and join costs about a microsecond), else none."""
-    if threads <= 1 or p.n_pre * p.n_post < PARALLEL_MIN_SYNAPSES:
-        return ""
-    return f"    #pragma omp parallel for schedule(static) num_threads({threads})\n"
+def _parallel(p: DenseProjection, threads: int) -> bool:
+    """Whether ``p``'s loops are row jobs (:mod:`neurofa.spiking.schedule`): with more than one thread, for
+    projections of at least :data:`PARALLEL_MIN_SYNAPSES` synapses (handing rows over costs about a microsecond)."""
+    return threads > 1 and p.n_pre * p.n_post >= PARALLEL_MIN_SYNAPSES
+
+
+def _rows(loop: str, p: DenseProjection, threads: int) -> str:
+    """``loop``, a loop over the postsynaptic cells ``_i`` written for rows ``_row_begin`` to ``_row_end``, as a plain
+    loop over every row or (:func:`_parallel`) as a row job."""
+    if not _parallel(p, threads):
+        return loop.replace("_row_begin", "0").replace("_row_end", str(p.n_post))
+    return schedule.row_job(loop, p.n_post)
 
 
 def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
@@ -99,12 +106,9 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
         raise RuntimeError(f"{p.name}: Brian2's summed-variable loop has an unexpected form")
     _serial_only(match["body"], p, threads)
     body, target = _dense_indices(match["body"]), match["target"]
-    loop = f"""    {{
-    typedef std::decay<decltype({target}[0])>::type _acc_t;
-    const int _n_pre = {p.n_pre};
-    const int _n_post = {p.n_post};
-{_parallel(p, threads)}    for (int _i = 0; _i < _n_post; _i++)
+    loop = f"""    for (int _i = _row_begin; _i < _row_end; _i++)
     {{
+        const int _n_pre = {p.n_pre};
         _acc_t _acc = {target}[_i];
         for (int _j = 0; _j < _n_pre; _j++)
         {{
@@ -114,9 +118,12 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
             _acc += _synaptic_var;
         }}
         {target}[_i] = _acc;
-    }}
     }}"""
-    return source[:match.start()] + loop + source[match.end():]
+    block = f"""    {{
+    typedef std::decay<decltype({target}[0])>::type _acc_t;
+{_rows(loop, p, threads)}
+    }}"""
+    return source[:match.start()] + block + source[match.end():]
 
 
 def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str:
@@ -125,14 +132,15 @@ def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str
     match = _STATE_LOOP.search(source)
     if match is None:
         raise RuntimeError(f"{p.name}: Brian2's synaptic state-update loop has an unexpected form")
-    head = (f"{_parallel(p, threads)}    for (int _i = 0; _i < {p.n_post}; _i++)\n"
-            f"    for (int _j = 0; _j < {p.n_pre}; _j++)\n    {{\n"
-            f"        const size_t _idx = (size_t)_i * {p.n_pre} + _j;\n"
-            "        const size_t _vectorisation_idx = _idx;\n")
     rest = source[match.end():]
     end = _matching_brace(rest)
     _serial_only(rest[:end], p, threads)
-    return source[:match.start()] + head + _dense_indices(rest[:end]) + rest[end:]
+    loop = (f"    for (int _i = _row_begin; _i < _row_end; _i++)\n"
+            f"    for (int _j = 0; _j < {p.n_pre}; _j++)\n    {{\n"
+            f"        const size_t _idx = (size_t)_i * {p.n_pre} + _j;\n"
+            "        const size_t _vectorisation_idx = _idx;\n"
+            + _dense_indices(rest[:end]) + "}")
+    return source[:match.start()] + _rows(loop, p, threads) + rest[end + 1:]
 
 
 def _matching_brace(text: str) -> int:
@@ -147,13 +155,17 @@ def _matching_brace(text: str) -> int:
 
 def rewrite(filename: str, source: str, projections: dict[str, DenseProjection], threads: int = 1) -> str:
     """``source`` of the generated file ``filename`` (``code_objects/<name>.cpp``) with the dense loops of the
-    projection it belongs to, if any."""
+    projection it belongs to, if any (and, for a row job, the pool's header included)."""
     stem = filename.rsplit("/", 1)[-1]
     if not stem.endswith("_codeobject.cpp"):
         return source
     for name, p in projections.items():
         if stem.startswith(f"{name}_summed_variable_"):
-            return dense_summed(source, p, threads)
+            return _included(dense_summed(source, p, threads), p, threads)
         if stem == f"{name}_stateupdater_codeobject.cpp":
-            return dense_state_update(source, p, threads)
+            return _included(dense_state_update(source, p, threads), p, threads)
     return source
+
+
+def _included(source: str, p: DenseProjection, threads: int) -> str:
+    return f'#include "{schedule.HEADER}"\n' + source if _parallel(p, threads) else source

@@ -182,7 +182,7 @@ def check_spiking_config(cfg: Config, where: str = "") -> None:
     if sp.threads > 1 and sp.device != "cpp_standalone":
         raise ConfigError(
             f"{where}spiking.threads = {sp.threads!r} is not allowed with spiking.device = {sp.device!r}; allowed: "
-            "spiking.device = 'cpp_standalone' (OpenMP), or threads 1"
+            "spiking.device = 'cpp_standalone', or threads 1"
         )
 
 

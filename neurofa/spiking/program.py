@@ -302,7 +302,7 @@ def run_seed(cfg: Config, structure: Structure, values: RunValues, checkpoint: C
     cores = available_cores()
     if structure.threads > cores:
         raise ConfigError(f"spiking.threads = {structure.threads} is too many for this process: {cores} cores are "
-                          f"available to it (os.sched_getaffinity); allowed: 1 to {cores} (an oversubscribed OpenMP "
+                          f"available to it (os.sched_getaffinity); allowed: 1 to {cores} (an oversubscribed threaded "
                           "program is many times slower)")
     if structure.chunk_pres:
         return _chunked_run(cfg, structure, values, SeedStore(checkpoint, values.seed) if checkpoint else None)

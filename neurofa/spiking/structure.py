@@ -43,7 +43,7 @@ SUMMED_TARGET = {"W": "v_bas", "W_IP": "v_den", "B": "v_api_B", "B_PI": "v_api_I
 
 #: the modules that write Brian2 objects, generated code or the manifest: their source is part of every build key,
 #: so a build on disk always belongs to the code that would generate and read it now
-_CODE_SOURCES = ("network.py", "device.py", "kernels.py", "program.py")
+_CODE_SOURCES = ("network.py", "device.py", "kernels.py", "schedule.py", "program.py")
 _CODE_HASH = hashlib.sha1(b"".join((Path(__file__).parent / name).read_bytes()
                                    for name in _CODE_SOURCES)).hexdigest()[:12]
 
@@ -115,7 +115,7 @@ class Structure:
     spike_windows: bool = False
     #: presentations per chunk of a run cut into chunks for checkpoints (0: one run)
     chunk_pres: int = 0
-    #: OpenMP threads of the standalone program (1: no OpenMP) and its floating-point type ("double", "single")
+    #: threads of the standalone program (1: one thread, no pool) and its floating-point type ("double", "single")
     threads: int = 1
     precision: str = "double"
 
