@@ -7,8 +7,9 @@ A standalone program runs its code objects one after another in every time step,
 jobs*: the code object computes what its loop needs (the scalar code, the zeroed target of a summed variable),
 hands the loop over postsynaptic rows to a pool of N − 1 worker threads (:data:`ROW_POOL_H`) and returns at once.
 The main thread goes on with the following code objects of the step, the neuron groups, the Poisson input and the
-random numbers among them, as long as they do not touch what the job touches, and joins the job (helps with its
-last rows and waits for them) before the first object that does, before the next job and at the end of the step.
+random numbers among them, as long as they do not touch what the job touches, and joins the job (computes its own
+share of the rows and waits for the workers) before the first object that does, before the next job and at the end
+of the step.
 
 So the work that stays on one thread overlaps the rows the workers compute, instead of adding to them
 (Amdahl's law with the serial part hidden behind the parallel one). What may overlap is decided from the generated
@@ -46,7 +47,7 @@ POST = "neurofa::RowPool::get().post("
 
 #: the pool of worker threads (C++11, header-only; ``NEUROFA_THREADS`` is the thread count, the main thread's
 #: included). Synchronisation: the main thread writes the job (and everything the job reads) and then increments
-#: ``sequence_`` (release); a worker that sees the new value (acquire) takes rows until none are left and then
+#: ``sequence_`` (release); a worker that sees the new value (acquire) computes its range of rows and then
 #: decrements ``active_`` (release); :func:`join` returns once ``active_`` is 0 (acquire), so the main thread sees
 #: every row the workers wrote. A worker waits for the next job spinning, then yielding, then sleeping.
 ROW_POOL_H = r"""// neurofa: rows of the wide projections on a pool of threads (neurofa/spiking/schedule.py)
@@ -56,7 +57,14 @@ ROW_POOL_H = r"""// neurofa: rows of the wide projections on a pool of threads (
 #include <chrono>
 #include <functional>
 #include <thread>
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define NEUROFA_SPIN() _mm_pause()
+#elif defined(__aarch64__)
+#define NEUROFA_SPIN() asm volatile("yield")
+#else
+#define NEUROFA_SPIN() std::atomic_signal_fence(std::memory_order_seq_cst)
+#endif
 
 #define NEUROFA_THREADS @THREADS@
 
@@ -130,7 +138,7 @@ private:
         if (spins < 0)
             std::this_thread::sleep_for(std::chrono::microseconds(100));
         else if (spins < 2000)
-            _mm_pause();
+            NEUROFA_SPIN();
         else
             std::this_thread::yield();
     }
