@@ -144,15 +144,8 @@ def spiking_rows(networks: list[str], threads: list[int], precisions: list[str],
                 with tempfile.TemporaryDirectory(prefix="bench_scale_") as build_dir:
                     for call, seed in (("first call", 0), ("re-run", 1)):
                         t0 = time.perf_counter()
-                        done = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(n_threads),
-                                               "--precision", precision, "--seed", str(seed), "--seconds",
-                                               str(seconds), "--build-dir", build_dir],
-                                              capture_output=True, text=True,
-                                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                        r = _one_run(name, n_threads, precision, seed, seconds, build_dir)
                         wall = time.perf_counter() - t0
-                        if done.returncode:
-                            raise RuntimeError(done.stderr[-3000:])
-                        r = json.loads(done.stdout.strip().splitlines()[-1])
                         steps = r["simulated_s"] / (r["dt_ms"] / 1000.0)  # every step the program ran
                         sim = r["simulation_s"]
                         row = {"network": name, "threads": n_threads, "precision": precision, "call": call,
@@ -172,10 +165,10 @@ def spiking_rows(networks: list[str], threads: list[int], precisions: list[str],
     return rows
 
 
-def _rerun(name: str, threads: int, seconds: float, build_dir: str) -> dict[str, Any]:
-    """One re-run (seed 1) of ``name`` in a fresh process: its JSON line."""
+def _one_run(name: str, threads: int, precision: str, seed: int, seconds: float, build_dir: str) -> dict[str, Any]:
+    """One spiking run of ``name`` in a fresh process (:func:`_one`): its JSON line."""
     done = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(threads), "--precision",
-                           "double", "--seed", "1", "--seconds", str(seconds), "--build-dir", build_dir],
+                           precision, "--seed", str(seed), "--seconds", str(seconds), "--build-dir", build_dir],
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
@@ -194,10 +187,10 @@ def thread_rows(networks: list[str], threads: list[int], quick: bool, rounds: in
             continue
         with tempfile.TemporaryDirectory(prefix="bench_threads_") as build_dir:
             for n in sorted(set(threads) | {1}):
-                _rerun(name, n, seconds, build_dir)  # builds
+                _one_run(name, n, "double", 0, seconds, build_dir)  # builds
             for n in sorted(set(threads) - {1}):
-                pairs = [(_rerun(name, 1, seconds, build_dir)["simulation_s"],
-                          _rerun(name, n, seconds, build_dir)["simulation_s"]) for _ in range(rounds)]
+                pairs = [(_one_run(name, 1, "double", 1, seconds, build_dir)["simulation_s"],
+                          _one_run(name, n, "double", 1, seconds, build_dir)["simulation_s"]) for _ in range(rounds)]
                 ratios = sorted(a / b for a, b in pairs)
                 row = {"network": name, "threads": n, "pairs_s": pairs, "speedup_median": ratios[len(ratios) // 2],
                        "speedup_min": ratios[0], "speedup_max": ratios[-1]}

@@ -181,6 +181,14 @@ class _Device(CPPStandaloneDevice):
         self.footprints: dict[str, schedule.Footprint] = {}
         self.row_jobs: set[str] = set()
 
+    def _record(self, source: str) -> None:
+        """Keep the footprint of the code object functions ``source`` defines, and whether they post a row job."""
+        footprint = schedule.footprint(source)
+        for function in schedule.functions(source):
+            self.footprints[function] = footprint
+            if schedule.POST in source:
+                self.row_jobs.add(function)
+
     def _network_patches(self) -> tuple[tuple[str, str], ...]:
         if self.dense_threads <= 1:
             return NETWORK_PATCHES
@@ -201,11 +209,8 @@ class _Device(CPPStandaloneDevice):
                     contents = contents.replace(old, new)
             elif isinstance(contents, str):
                 contents = kernels.rewrite(filename, contents, self.dense_projections, self.dense_threads)
-                if filename.startswith("code_objects/") and filename.endswith(".cpp"):
-                    for function in schedule.functions(contents):
-                        self.footprints[function] = schedule.footprint(contents)
-                        if schedule.POST in contents:
-                            self.row_jobs.add(function)
+                if self.dense_threads > 1 and filename.startswith("code_objects/") and filename.endswith(".cpp"):
+                    self._record(contents)
             write(filename, contents)
 
         writer.write = rewritten

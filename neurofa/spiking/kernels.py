@@ -38,6 +38,7 @@ raises if Brian2's code no longer has the expected form (the Brian2 version is p
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from neurofa.spiking import schedule
@@ -90,12 +91,12 @@ def _parallel(p: DenseProjection, threads: int) -> bool:
     return threads > 1 and p.n_pre * p.n_post >= PARALLEL_MIN_SYNAPSES
 
 
-def _rows(loop: str, p: DenseProjection, threads: int) -> str:
-    """``loop``, a loop over the postsynaptic cells ``_i`` written for rows ``_row_begin`` to ``_row_end``, as a plain
-    loop over every row or (:func:`_parallel`) as a row job."""
+def _rows(loop: Callable[[str, str], str], p: DenseProjection, threads: int) -> str:
+    """``loop(begin, end)``, a loop over the postsynaptic cells ``_i`` from ``begin`` to ``end``: over every row, or
+    (:func:`_parallel`) as a row job over the rows its thread is given."""
     if not _parallel(p, threads):
-        return loop.replace("_row_begin", "0").replace("_row_end", str(p.n_post))
-    return schedule.row_job(loop, p.n_post)
+        return loop("0", str(p.n_post))
+    return schedule.row_job(loop("_row_begin", "_row_end"), p.n_post)
 
 
 def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
@@ -106,7 +107,9 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
         raise RuntimeError(f"{p.name}: Brian2's summed-variable loop has an unexpected form")
     _serial_only(match["body"], p, threads)
     body, target = _dense_indices(match["body"]), match["target"]
-    loop = f"""    for (int _i = _row_begin; _i < _row_end; _i++)
+
+    def loop(begin: str, end: str) -> str:
+        return f"""    for (int _i = {begin}; _i < {end}; _i++)
     {{
         const int _n_pre = {p.n_pre};
         _acc_t _acc = {target}[_i];
@@ -119,6 +122,7 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
         }}
         {target}[_i] = _acc;
     }}"""
+
     block = f"""    {{
     typedef std::decay<decltype({target}[0])>::type _acc_t;
 {_rows(loop, p, threads)}
@@ -135,11 +139,14 @@ def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str
     rest = source[match.end():]
     end = _matching_brace(rest)
     _serial_only(rest[:end], p, threads)
-    loop = (f"    for (int _i = _row_begin; _i < _row_end; _i++)\n"
-            f"    for (int _j = 0; _j < {p.n_pre}; _j++)\n    {{\n"
-            f"        const size_t _idx = (size_t)_i * {p.n_pre} + _j;\n"
-            "        const size_t _vectorisation_idx = _idx;\n"
-            + _dense_indices(rest[:end]) + "}")
+    body = _dense_indices(rest[:end])
+
+    def loop(begin: str, stop: str) -> str:
+        return (f"    for (int _i = {begin}; _i < {stop}; _i++)\n"
+                f"    for (int _j = 0; _j < {p.n_pre}; _j++)\n    {{\n"
+                f"        const size_t _idx = (size_t)_i * {p.n_pre} + _j;\n"
+                "        const size_t _vectorisation_idx = _idx;\n" + body + "}")
+
     return source[:match.start()] + _rows(loop, p, threads) + rest[end + 1:]
 
 
