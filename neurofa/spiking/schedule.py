@@ -195,6 +195,9 @@ _OBJECT_CALL = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*(?:\.|->)\s*\w+\s*\(")
 _RANDOM = re.compile(r"\b(?:_rand|_randn|_random_generators|rk_\w+)\b")
 _FUNCTION = re.compile(r"^void (_run_\w+)\(\)\s*$", re.M)
 _ASSIGNMENT = re.compile(r"\s*(?:[-+*/%|&^]|<<|>>)?=(?!=)|\s*(?:\+\+|--)")
+_INCREMENTED = re.compile(r"(?:\+\+|--)\s*$")
+_SIZE = re.compile(r"\.\s*(?:size|empty)\s*\(\s*\)")
+_NON_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -222,17 +225,16 @@ def footprint(source: str) -> Footprint:
     uses: set[str] = set()
     writes: set[str] = set()
     for match in _ARRAY.finditer(code):
-        name, after = match[2], code[match.end():]
+        name, following = match[2], _NON_SPACE.search(code, match.end())
+        next_char = following.start() if following else len(code)
         uses.add(name)
-        stripped = after.lstrip()
         if match[1]:  # an address
             writes.add(name)
-        elif stripped.startswith("["):
-            end = _subscript_end(code, match.end() + len(after) - len(stripped))
-            before = code[max(0, match.start() - 4):match.start()]
-            if _ASSIGNMENT.match(code, end) or re.search(r"(?:\+\+|--)\s*$", before):
+        elif code.startswith("[", next_char):
+            end = _subscript_end(code, next_char)
+            if _ASSIGNMENT.match(code, end) or _INCREMENTED.search(code, max(0, match.start() - 4), match.start()):
                 writes.add(name)
-        elif not re.match(r"\.\s*(?:size|empty)\s*\(\s*\)", stripped):
+        elif not _SIZE.match(code, next_char):
             writes.add(name)  # a pointer or container passed on, resized, appended to ...
     for match in _OBJECT_CALL.finditer(code):
         if not _ARRAY.fullmatch(match[1]) and match[1] not in ("std", "brian"):
@@ -262,7 +264,7 @@ _CALL = ("                if (func)  // code objects can be NULL in cases where 
          "                    func();\n")
 _CALL_JOINED = """                if (func && neurofa_ran[i] != neurofa_step)  // (NULL: a clock without code)
                 {
-                    if (neurofa_job >= 0 && !neurofa_overlap[neurofa_job * objects.size() + i])
+                    if (neurofa_job >= 0 && !neurofa_overlap[neurofa_job * neurofa_n + i])
                     {
                         neurofa::RowPool::get().join();
                         neurofa_job = -1;
