@@ -208,15 +208,27 @@ def test_the_benchs_dense_loop_ceiling_computes_the_projection_at_every_thread_c
     assert v0[0] == pytest.approx(v[0], rel=1e-12)
 
 
+def _overlaps(source: str, job: str, before: bool) -> set[str]:
+    """The objects that may run beside the row job of ``job`` in a built program's ``network.cpp``."""
+    pattern = rf"\s*if \(job == &_run_\w+_{job}_codeobject && {'' if before else '!'}before\)"
+    line = next(line for line in source.splitlines() if re.match(pattern, line))
+    return set(re.findall(r"f == &_run_\w+?_(\w+)_codeobject\b", line))
+
+
 def test_the_step_overlaps_the_rows_with_the_random_numbers_but_not_with_what_they_depend_on() -> None:
     """In the 2-thread program of the wide network, the update of W₁ (reads P₁'s learning signal
     and P₀'s trace x, writes w) runs beside the Poisson input's thresholder (the random numbers), and is joined
-    before the spike-triggered update of W₁, the reset of P₀ (x jumps), P₁'s stored expressions and W₁'s monitor."""
+    before the spike-triggered update of W₁, the reset of P₀ (x jumps), P₁'s stored expressions and W₁'s monitor.
+    The sum of W₁ x into v_bas starts ahead of P₁'s stored expressions, which read the old v_bas (the join
+    commits the new one), but not ahead of P₀'s state update, which changes x."""
     if program.available_cores() < 2:
         pytest.skip("needs 2 cores")
     source = (_program_directory(load_config(WIDE, {"spiking.threads": 2})) / "network.cpp").read_text()
-    line = next(line for line in source.splitlines() if re.match(r"\s*if \(job == &_run_\w+_W1_stateupdater", line))
-    overlap = set(re.findall(r"f == &_run_\w+?_(\w+)\b", line))
-    assert {"P0_spike_thresholder_codeobject", "P1_spike_thresholder_codeobject"} <= overlap
-    assert not {"W1_post_codeobject", "P0_spike_resetter_codeobject", "P1_subexpression_update_codeobject",
-                "mon_W1_codeobject", "W1_summed_variable_v_bas_post_codeobject"} & overlap
+    update = _overlaps(source, "W1_stateupdater", before=False)
+    assert {"P0_spike_thresholder", "P1_spike_thresholder"} <= update
+    assert not {"W1_post", "P0_spike_resetter", "P1_subexpression_update", "mon_W1",
+                "W1_summed_variable_v_bas_post"} & update
+    summed = "W1_summed_variable_v_bas_post"
+    assert {"P1_subexpression_update", "P0_subexpression_update"} <= _overlaps(source, summed, before=True)
+    assert "P0_stateupdater" not in _overlaps(source, summed, before=True)
+    assert not {"P1_subexpression_update", "P0_stateupdater", "W1_post"} & _overlaps(source, summed, before=False)

@@ -1,5 +1,6 @@
-"""The threaded step (neurofa.spiking.schedule): what a code object may write, which objects overlap a row job,
-and the pool of worker threads itself (compiled here and run at 2 and 3 threads). ``tests/test_kernels.py`` checks
+"""The threaded step (neurofa.spiking.schedule): what a code object may write, which objects overlap a row job
+(before its turn and after it), and the pool of worker threads itself with its commits (compiled here and run at 2
+and 3 threads). ``tests/test_kernels.py`` checks
 the step of a built 2-thread program."""
 
 from __future__ import annotations
@@ -40,12 +41,40 @@ def test_a_use_counts_as_a_write_unless_it_is_plainly_a_read(code: str, uses: se
     assert _fp(code) == (uses, writes)
 
 
+def _job(rows: str, commit: str = "") -> schedule.JobFootprint:
+    post = "const double dt = _ptr_array_clock_dt[0];\n"
+    return schedule.job_footprint(post + schedule.row_job(rows, 4, commit=commit))
+
+
+def test_a_row_job_is_read_as_its_post_its_rows_and_its_commit() -> None:
+    job = _job("    _buf[_i] = _ptr_array_W_w[_i] * _ptr_array_P0_x[_i];", "    _ptr_array_P1_v[_i] = _buf[_i];")
+    assert (set(job.post.uses), set(job.rows.uses), set(job.rows.writes)) == ({"clock_dt"}, {"W_w", "P0_x"}, set())
+    assert set(job.commit.writes) == set(job.writes) == {"P1_v"}
+
+
 def test_an_object_overlaps_a_job_only_if_it_neither_touches_what_the_job_writes_nor_writes_what_it_reads() -> None:
-    job = schedule.footprint("_ptr_array_W_w[_idx] = _ptr_array_W_w[_idx] + _ptr_array_P0_x[_j];")
-    assert schedule.may_overlap(job, schedule.footprint("const double x = _ptr_array_P0_x[_idx];"))
-    assert schedule.may_overlap(job, schedule.footprint("_ptr_array_P1_v[_idx] = _rand(_idx);"))
-    assert not schedule.may_overlap(job, schedule.footprint("const double w = _ptr_array_W_w[_idx];"))
-    assert not schedule.may_overlap(job, schedule.footprint("_ptr_array_P0_x[_idx] += 1.0;"))
+    job = _job("    _ptr_array_W_w[_idx] = _ptr_array_W_w[_idx] + _ptr_array_P0_x[_j];")
+    for before in (True, False):
+        assert schedule.may_overlap(job, schedule.footprint("const double x = _ptr_array_P0_x[_idx];"), before)
+        assert schedule.may_overlap(job, schedule.footprint("_ptr_array_P1_v[_idx] = _rand(_idx);"), before)
+        assert not schedule.may_overlap(job, schedule.footprint("const double w = _ptr_array_W_w[_idx];"), before)
+        assert not schedule.may_overlap(job, schedule.footprint("_ptr_array_P0_x[_idx] += 1.0;"), before)
+    # the post (run ahead of an object it was hoisted past) reads dt: the object must not change it
+    assert not schedule.may_overlap(job, schedule.footprint("_ptr_array_clock_dt[0] = 1.0;"), True)
+    assert schedule.may_overlap(job, schedule.footprint("_ptr_array_clock_dt[0] = 1.0;"), False)
+
+
+def test_what_the_join_commits_may_be_read_before_the_jobs_turn_but_not_after_it() -> None:
+    """A summed variable's target keeps its old value until the join (which overwrites it): an object before the
+    job's turn may read it (P₁'s stored expressions), one after must wait for the join."""
+    job = _job("    _buf[_i] = _ptr_array_W_w[_i] * _ptr_array_P0_x[_i];", "    _ptr_array_P1_v[_i] = _buf[_i];")
+    reads = schedule.footprint("const double v = _ptr_array_P1_v[_idx];")
+    writes = schedule.footprint("_ptr_array_P1_v[_idx] = 0.0;")
+    assert schedule.may_overlap(job, reads, True) and not schedule.may_overlap(job, reads, False)
+    assert schedule.may_overlap(job, writes, True) and not schedule.may_overlap(job, writes, False)
+    # the weights the rows read may be read beside them, never written
+    weights = schedule.footprint("_ptr_array_W_w[_idx] += 1.0;")
+    assert not schedule.may_overlap(job, weights, True) and not schedule.may_overlap(job, weights, False)
 
 
 POOL_TEST = r"""
@@ -62,8 +91,12 @@ int main()
         std::vector<long> a(n, 0), b(n, 0);
         long* pa = a.data();
         long* pb = b.data();
+        long committed = 0, expected = 0;
+        long* pc = &committed;
         std::function<void(int, int)> ja = [=](int s, int e) { for (int i = s; i < e; i++) pa[i] += 1; };
         std::function<void(int, int)> jb = [=](int s, int e) { for (int i = s; i < e; i++) pb[i] += i; };
+        // the commit runs at the join, after every row: it must see all of them
+        std::function<void()> cb = [=]() { for (int i = 0; i < n; i++) *pc += pb[i]; };
         neurofa::Partition pa_rows, pb_rows;
         volatile double serial = 0.0;
         for (int step = 0; step < 20000; step++)
@@ -72,8 +105,14 @@ int main()
             for (int k = 0; k < (step % 7) * 50; k++)
                 serial = serial + k;  // the main thread's other work, of varying length
             neurofa::RowPool::get().join();
-            neurofa::RowPool::get().post(&jb, n, &pb_rows);
+            neurofa::RowPool::get().post(&jb, n, &pb_rows, &cb);
             neurofa::RowPool::get().join();
+            expected += (step + 1L) * n * (n - 1) / 2;
+        }
+        if (committed != expected)
+        {
+            std::printf("commit of %d rows: %ld, not %ld\n", n, committed, expected);
+            return 1;
         }
         for (int i = 0; i < n; i++)
             if (a[i] != 20000 || b[i] != 20000L * i)

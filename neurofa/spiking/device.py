@@ -177,23 +177,23 @@ class _Device(CPPStandaloneDevice):
         super().__init__()
         self.dense_projections = projections or {}
         self.dense_threads = threads
-        #: the footprint of every code object function written so far, and which of them post a row job
+        #: the footprint of every code object function written so far, and of those that post a row job
         self.footprints: dict[str, schedule.Footprint] = {}
-        self.row_jobs: set[str] = set()
+        self.job_footprints: dict[str, schedule.JobFootprint] = {}
 
     def _record(self, source: str) -> None:
-        """Keep the footprint of the code object functions ``source`` defines, and whether they post a row job."""
+        """Keep the footprint of the code object functions ``source`` defines (as a row job's if it posts one)."""
         footprint = schedule.footprint(source)
+        job = schedule.job_footprint(source) if schedule.POST in source else None
         for function in schedule.functions(source):
             self.footprints[function] = footprint
-            if schedule.POST in source:
-                self.row_jobs.add(function)
+            if job is not None:
+                self.job_footprints[function] = job
 
     def _network_patches(self) -> tuple[tuple[str, str], ...]:
         if self.dense_threads <= 1:
             return NETWORK_PATCHES
-        jobs = {name: fp for name, fp in self.footprints.items() if name in self.row_jobs}
-        return NETWORK_PATCHES + schedule.network_patches(jobs, self.footprints)
+        return NETWORK_PATCHES + schedule.network_patches(self.job_footprints, self.footprints)
 
     @contextlib.contextmanager
     def _rewritten(self, writer: Any) -> Iterator[None]:

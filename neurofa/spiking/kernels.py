@@ -91,28 +91,51 @@ def _parallel(p: DenseProjection, threads: int) -> bool:
     return threads > 1 and p.n_pre * p.n_post >= PARALLEL_MIN_SYNAPSES
 
 
-def _rows(loop: Callable[[str, str], str], p: DenseProjection, threads: int) -> str:
+def _rows(loop: Callable[[str, str], str], p: DenseProjection, threads: int, commit: str = "") -> str:
     """``loop(begin, end)``, a loop over the postsynaptic cells ``_i`` from ``begin`` to ``end``: over every row, or
-    (:func:`_parallel`) as a row job over the rows its thread is given."""
+    (:func:`_parallel`) as a row job over the rows its thread is given, with ``commit`` run at its join."""
     if not _parallel(p, threads):
         return loop("0", str(p.n_post))
-    return schedule.row_job(loop("_row_begin", "_row_end"), p.n_post)
+    return schedule.row_job(loop("_row_begin", "_row_end"), p.n_post, commit=commit)
+
+
+_ZEROED = re.compile(r"[ \t]*for \(int _target_idx=0; _target_idx<_target_size; _target_idx\+\+\)\s*\{\s*"
+                     r"(?P<target>\w+)\[_target_idx \+ 0\] = 0;\s*\}\n")
 
 
 def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
     r"""Rewrite the summed-variable loop of ``p``: target_i = Σ_j term(i·n_pre + j), one accumulator per target
-    (which starts at the target's value, zero), vectorised over j by the compiler."""
+    (which starts at the target's value, zero), vectorised over j by the compiler.
+
+    As a row job (:func:`_parallel`), the rows sum into a buffer of the job's own, which the join copies into the
+    target (every target is overwritten): until then the target keeps the value that objects before the summed
+    variable's turn read (P₁'s stored expressions), so the job may start ahead of them."""
     match = _SUMMED_LOOP.search(source)
     if match is None:
         raise RuntimeError(f"{p.name}: Brian2's summed-variable loop has an unexpected form")
     _serial_only(match["body"], p, threads)
     body, target = _dense_indices(match["body"]), match["target"]
+    if not _parallel(p, threads):
+        start, store, prologue, commit = f"{target}[_i]", f"{target}[_i]", "", ""
+    else:
+        zeroed = _ZEROED.search(source, 0, match.start())
+        if zeroed is None or zeroed["target"] != target:
+            raise RuntimeError(f"{p.name}: Brian2's summed variable no longer zeroes its target as expected")
+        source = source[:zeroed.start()] + source[zeroed.end():]
+        match = _SUMMED_LOOP.search(source)
+        assert match is not None
+        start, store = "0", "_neurofa_sum[_i]"
+        prologue = f"""    static std::vector<_acc_t> _neurofa_sum_values({p.n_post});
+    _acc_t* const _neurofa_sum = _neurofa_sum_values.data();
+"""
+        commit = f"""    for (int _i = 0; _i < {p.n_post}; _i++)
+        {target}[_i] = _neurofa_sum[_i];"""
 
     def loop(begin: str, end: str) -> str:
         return f"""    for (int _i = {begin}; _i < {end}; _i++)
     {{
         const int _n_pre = {p.n_pre};
-        _acc_t _acc = {target}[_i];
+        _acc_t _acc = {start};
         for (int _j = 0; _j < _n_pre; _j++)
         {{
             const size_t _idx = (size_t)_i * _n_pre + _j;
@@ -120,12 +143,12 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
 {body}
             _acc += _synaptic_var;
         }}
-        {target}[_i] = _acc;
+        {store} = _acc;
     }}"""
 
     block = f"""    {{
     typedef std::decay<decltype({target}[0])>::type _acc_t;
-{_rows(loop, p, threads)}
+{prologue}{_rows(loop, p, threads, commit)}
     }}"""
     return source[:match.start()] + block + source[match.end():]
 

@@ -13,15 +13,20 @@ of the step.
 
 So the work that stays on one thread overlaps the rows the workers compute, instead of adding to them
 (Amdahl's law with the serial part hidden behind the parallel one). What may overlap is decided from the generated
-code itself (:func:`footprint`, :func:`may_overlap`): an object may run beside a job if it neither reads nor writes
-an array the job writes and writes no array the job reads. Arrays are named in Brian2's code as ``_ptr_array_X``,
+code itself (:func:`footprint`, :func:`job_footprint`, :func:`may_overlap`): an object may run beside a job if it
+neither reads nor writes an array the job writes and writes no array the job reads. A summed variable's job sums
+into a buffer of its own, which its join copies into the target (the *commit*); until then the target keeps its old
+value, so an object that comes before the job in Brian2's order may read it beside the job (P₁'s stored
+expressions read the v_bas of the previous step while the new one is summed). Arrays are named in Brian2's code as ``_ptr_array_X``,
 ``_array_X`` and ``_dynamic_array_X``; a use counts as a read only in the forms ``X[...]`` on the right of an
 assignment, ``X.size()`` and ``X.empty()`` and the declarations of the pointers themselves, anything else (an
 assignment, ``push_back``, ``resize``, an address or a pointer passed to a function) counts as a write. Brian2
 functions that a code object calls (TimedArrays, neurofa's progress line) read only constants.
 
-A job may also start ahead of its turn, before object i, if it commutes (by the same test) with every object
-between i and itself: more of the step then runs beside it. Only what commutes is reordered.
+A job may also start ahead of its turn, before object i, if it commutes with every object between i and itself:
+more of the step then runs beside it. Only what commutes is reordered. The sum of W₁ x starts at the beginning of
+the step and is joined before P₀'s state update (which changes x); the update of W₁ starts before P₁'s state
+update and is joined before W₁'s spike-triggered update.
 
 The main thread computes the first m rows of a job, the workers share the rest equally. m is kept per job from one
 step to the next and moves by one row towards balance after each join (one more if the main thread had to wait,
@@ -37,8 +42,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ROW_POOL_H", "HEADER", "POST", "row_pool_header", "Footprint", "footprint", "may_overlap", "functions",
-           "row_job", "network_patches"]
+__all__ = ["ROW_POOL_H", "HEADER", "POST", "ROWS", "COMMIT", "END", "row_pool_header", "Footprint",
+           "footprint", "JobFootprint", "job_footprint", "may_overlap", "functions", "row_job", "network_patches"]
 
 #: the file name of the pool in the build directory
 HEADER = "neurofa_rows.h"
@@ -80,6 +85,7 @@ struct Partition
 class RowPool
 {
 public:
+
     static RowPool& get()
     {
         static RowPool* pool = new RowPool();  // never destroyed: the workers outlive main()
@@ -87,13 +93,16 @@ public:
     }
 
     // start computing rows [0, n) with rows(begin, end) on the workers, split by partition; the caller computes
-    // its own rows when it joins, before it next touches the job's data
-    void post(const std::function<void(int, int)>* rows, int n, Partition* partition)
+    // its own rows when it joins, before it next touches the job's data, and then calls commit (if any), which
+    // copies what the rows wrote to a private buffer into the arrays the rest of the program reads
+    void post(const std::function<void(int, int)>* rows, int n, Partition* partition,
+              const std::function<void()>* commit = nullptr)
     {
         join();
         if (partition->main_rows < 0 || partition->main_rows > n)
             partition->main_rows = n / NEUROFA_THREADS;
         rows_ = rows;
+        commit_ = commit;
         partition_ = partition;
         const long main_rows = partition->main_rows, rest = n - main_rows, workers = NEUROFA_THREADS - 1;
         for (int t = 0; t <= NEUROFA_THREADS; t++)
@@ -121,12 +130,15 @@ public:
         else if (partition_->main_rows > 0)
             partition_->main_rows--;
         pending_ = false;
+        if (commit_)
+            (*commit_)();
     }
 
 private:
     alignas(64) std::atomic<unsigned long> sequence_;
     alignas(64) std::atomic<int> active_;
     alignas(64) const std::function<void(int, int)>* rows_ = nullptr;
+    const std::function<void()>* commit_ = nullptr;
     Partition* partition_ = nullptr;
     int bounds_[NEUROFA_THREADS + 1];
     bool pending_ = false;
@@ -175,13 +187,27 @@ def row_pool_header(threads: int) -> str:
     return ROW_POOL_H.replace("@THREADS@", str(int(threads)))
 
 
-def row_job(loop: str, n_rows: int, indent: str = "    ") -> str:
+#: the comments that enclose, in a row job's source, the code computed beside the rest of the step (the rows) and
+#: the code run at its join (the commit): :func:`job_footprint` reads them
+ROWS, COMMIT, END = "// neurofa: rows", "// neurofa: commit", "// neurofa: end"
+
+
+def row_job(loop: str, n_rows: int, indent: str = "    ", commit: str = "") -> str:
     """A C++ block that posts ``loop`` (a loop over ``_i`` from ``_row_begin`` to ``_row_end``, which captures the
-    code object's local variables by value) as a row job over ``n_rows`` rows, with its own partition."""
-    return (f"{indent}static std::function<void(int, int)> _neurofa_rows;\n"
-            f"{indent}static neurofa::Partition _neurofa_partition;\n"
-            f"{indent}_neurofa_rows = [=](int _row_begin, int _row_end)\n{indent}{{\n{loop}\n{indent}}};\n"
-            f"{indent}{POST}&_neurofa_rows, {n_rows}, &_neurofa_partition);\n")
+    code object's local variables by value) as a row job over ``n_rows`` rows, with its own partition; ``commit``
+    (statements) runs on the main thread at the job's join, after every row."""
+    block = (f"{indent}static std::function<void(int, int)> _neurofa_rows;\n"
+             f"{indent}static neurofa::Partition _neurofa_partition;\n"
+             f"{indent}{ROWS}\n"
+             f"{indent}_neurofa_rows = [=](int _row_begin, int _row_end)\n{indent}{{\n{loop}\n{indent}}};\n"
+             f"{indent}{END}\n")
+    if not commit:
+        return block + f"{indent}{POST}&_neurofa_rows, {n_rows}, &_neurofa_partition);\n"
+    return (block + f"{indent}static std::function<void()> _neurofa_commit;\n"
+            f"{indent}{COMMIT}\n"
+            f"{indent}_neurofa_commit = [=]()\n{indent}{{\n{commit}\n{indent}}};\n"
+            f"{indent}{END}\n"
+            f"{indent}{POST}&_neurofa_rows, {n_rows}, &_neurofa_partition, &_neurofa_commit);\n")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -246,10 +272,56 @@ def footprint(source: str) -> Footprint:
     return Footprint(frozenset(uses), frozenset(writes))
 
 
-def may_overlap(job: Footprint, other: Footprint) -> bool:
-    """Whether a code object with footprint ``other`` may run while a row job with footprint ``job`` is computed:
-    it touches nothing the job writes and writes nothing the job reads."""
-    return not (other.uses & job.writes or other.writes & job.uses)
+@dataclass(frozen=True)
+class JobFootprint:
+    """What a row job touches: ``post``, the code that runs in the object's turn on the main thread (its scalar
+    code); ``rows``, the code computed beside the rest of the step; and ``commit``, the copies made at the join
+    into the arrays the rest of the program reads (a summed variable's target, :mod:`neurofa.spiking.kernels`),
+    which therefore keep their old values until the join."""
+
+    post: Footprint
+    rows: Footprint
+    commit: Footprint
+
+    @property
+    def writes(self) -> frozenset[str]:
+        """Every array the job writes beside the step or at its join."""
+        return self.rows.writes | self.commit.writes
+
+
+def _regions(source: str) -> tuple[str, dict[str, str]]:
+    """``source`` without its marked regions, and each region's text."""
+    rest, regions = source, {ROWS: "", COMMIT: ""}
+    for marker in regions:
+        start = rest.find(marker)
+        if start < 0:
+            continue
+        end = rest.index(END, start)
+        regions[marker] = rest[start + len(marker):end]
+        rest = rest[:start] + rest[end + len(END):]
+    return rest, regions
+
+
+def job_footprint(source: str) -> JobFootprint:
+    """The :class:`JobFootprint` of a row job's source (:func:`row_job`)."""
+    rest, regions = _regions(source)
+    return JobFootprint(footprint(rest), footprint(regions[ROWS]), footprint(regions[COMMIT]))
+
+
+def may_overlap(job: JobFootprint, other: Footprint, before: bool) -> bool:
+    """Whether a code object with footprint ``other`` may run while a row job is computed, which comes ``before``
+    it in Brian2's order (the job was posted ahead of its turn) or after it.
+
+    After the job, ``other`` must not write what the rows read and must not touch what they write or what the
+    commit will write. Before the job, the post's code runs ahead of ``other``, so ``other`` must also not write
+    what the post reads nor touch what it writes; but it may read or write the arrays that only the commit writes,
+    as it would have before the job's turn (they keep their values until the join, which then overwrites them).
+    """
+    if other.writes & job.rows.uses:
+        return False
+    if not before:
+        return not other.uses & job.writes
+    return not (other.writes & job.post.uses or other.uses & (job.post.writes | job.rows.writes))
 
 
 def functions(source: str) -> list[str]:
@@ -284,16 +356,16 @@ _CALL_JOINED = """                if (func && neurofa_ran[i] != neurofa_step)  /
 _TICK = ("        for(std::set<Clock*>::iterator i=curclocks.begin(); i!=curclocks.end(); i++)\n"
          "            (*i)->tick();\n")
 _LOOP = "    while(clock && clock->running() && !Network::_globally_stopped)\n"
-_TABLES = """    // neurofa: which objects post a row job; which may run while the job of object j is computed;
-    // and which job may be posted before object i, ahead of its turn (the next job, if it commutes with the
-    // objects between)
+_TABLES = """    // neurofa: which objects post a row job; which may run while the job of object j is computed (coming
+    // before or after j in the step); and which job may be posted before object i, ahead of its turn (the next
+    // job, if it commutes with the objects between)
     const size_t neurofa_n = objects.size();
     std::vector<char> neurofa_posts(neurofa_n), neurofa_overlap(neurofa_n * neurofa_n);
     for (size_t j = 0; j < neurofa_n; j++)
     {
         neurofa_posts[j] = neurofa_is_job(objects[j].second);
         for (size_t i = 0; i < neurofa_n; i++)
-            neurofa_overlap[j * neurofa_n + i] = neurofa_may_overlap(objects[j].second, objects[i].second);
+            neurofa_overlap[j * neurofa_n + i] = neurofa_may_overlap(objects[j].second, objects[i].second, i < j);
     }
     std::vector<int> neurofa_hoist(neurofa_n, -1);
     for (size_t i = 0; i < neurofa_n; i++)
@@ -313,22 +385,24 @@ _TABLES = """    // neurofa: which objects post a row job; which may run while t
 """
 
 
-def _table_functions(jobs: dict[str, Footprint], others: dict[str, Footprint]) -> str:
+def _table_functions(jobs: dict[str, JobFootprint], others: dict[str, Footprint]) -> str:
     names = sorted(set(jobs) | set(others))
     lines = [f'#include "{HEADER}"', "#include <vector>"] + [f"void {name}();" for name in names]
     lines.append("static bool neurofa_is_job(codeobj_func f)\n{")
     lines += [f"    if (f == &{name}) return true;" for name in sorted(jobs)]
     lines.append("    return false;\n}")
-    lines.append("static bool neurofa_may_overlap(codeobj_func job, codeobj_func f)\n{")
+    lines.append("// whether f may run while the row job of job is computed, f coming before or after job in the step")
+    lines.append("static bool neurofa_may_overlap(codeobj_func job, codeobj_func f, bool before)\n{")
     for name, job in sorted(jobs.items()):
-        free = sorted(other for other, fp in others.items() if other not in jobs and may_overlap(job, fp))
-        test = " || ".join(f"f == &{other}" for other in free) or "false"
-        lines.append(f"    if (job == &{name}) return {test};")
+        for before in (True, False):
+            free = sorted(other for other, fp in others.items() if other not in jobs and may_overlap(job, fp, before))
+            test = " || ".join(f"f == &{other}" for other in free) or "false"
+            lines.append(f"    if (job == &{name} && {'before' if before else '!before'}) return {test};")
     lines.append("    return false;\n}\n")
     return "\n".join(lines) + "\n"
 
 
-def network_patches(jobs: dict[str, Footprint], others: dict[str, Footprint]) -> tuple[tuple[str, str], ...]:
+def network_patches(jobs: dict[str, JobFootprint], others: dict[str, Footprint]) -> tuple[tuple[str, str], ...]:
     """Replacements in Brian2's ``network.cpp`` (each ``old`` must occur once) that run the step as the module
     docstring describes: ``jobs`` are the functions that post a row job, ``others`` every other code object's
     function, each with its footprint. Objects without one (none of Brian2's, a ``NULL`` clock entry) never
