@@ -17,11 +17,11 @@ code itself (:func:`footprint`, :func:`job_footprint`, :func:`may_overlap`): an 
 neither reads nor writes an array the job writes and writes no array the job reads. A summed variable's job sums
 into a buffer of its own, which its join copies into the target (the *commit*); until then the target keeps its old
 value, so an object that comes before the job in Brian2's order may read it beside the job (P₁'s stored
-expressions read the v_bas of the previous step while the new one is summed). Arrays are named in Brian2's code as ``_ptr_array_X``,
-``_array_X`` and ``_dynamic_array_X``; a use counts as a read only in the forms ``X[...]`` on the right of an
-assignment, ``X.size()`` and ``X.empty()`` and the declarations of the pointers themselves, anything else (an
-assignment, ``push_back``, ``resize``, an address or a pointer passed to a function) counts as a write. Brian2
-functions that a code object calls (TimedArrays, neurofa's progress line) read only constants.
+expressions read the v_bas of the previous step while the new one is summed). Arrays are named in Brian2's code
+as ``_ptr_array_X``, ``_array_X`` and ``_dynamic_array_X``; a use counts as a read only in the forms ``X[...]`` on
+the right of an assignment, ``X.size()`` and ``X.empty()`` and the declarations of the pointers themselves, anything
+else (an assignment, ``push_back``, ``resize``, an address or a pointer passed to a function) counts as a write.
+Brian2 functions that a code object calls (TimedArrays, neurofa's progress line) read only constants.
 
 A job may also start ahead of its turn, before object i, if it commutes with every object between i and itself:
 more of the step then runs beside it. Only what commutes is reordered. The sum of W₁ x starts at the beginning of
@@ -85,7 +85,6 @@ struct Partition
 class RowPool
 {
 public:
-
     static RowPool& get()
     {
         static RowPool* pool = new RowPool();  // never destroyed: the workers outlive main()
