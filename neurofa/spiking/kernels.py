@@ -114,16 +114,14 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
     if match is None:
         raise RuntimeError(f"{p.name}: Brian2's summed-variable loop has an unexpected form")
     _serial_only(match["body"], p, threads)
-    body, target = _dense_indices(match["body"]), match["target"]
+    body, target, head = _dense_indices(match["body"]), match["target"], source[:match.start()]
     if not _parallel(p, threads):
         start, store, prologue, commit = f"{target}[_i]", f"{target}[_i]", "", ""
     else:
-        zeroed = _ZEROED.search(source, 0, match.start())
+        zeroed = _ZEROED.search(head)
         if zeroed is None or zeroed["target"] != target:
             raise RuntimeError(f"{p.name}: Brian2's summed variable no longer zeroes its target as expected")
-        source = source[:zeroed.start()] + source[zeroed.end():]
-        match = _SUMMED_LOOP.search(source)
-        assert match is not None
+        head = head[:zeroed.start()] + head[zeroed.end():]
         start, store = "0", "_neurofa_sum[_i]"
         prologue = f"""    static std::vector<_acc_t> _neurofa_sum_values({p.n_post});
     _acc_t* const _neurofa_sum = _neurofa_sum_values.data();
@@ -150,7 +148,7 @@ def dense_summed(source: str, p: DenseProjection, threads: int = 1) -> str:
     typedef std::decay<decltype({target}[0])>::type _acc_t;
 {prologue}{_rows(loop, p, threads, commit)}
     }}"""
-    return source[:match.start()] + block + source[match.end():]
+    return head + block + source[match.end():]
 
 
 def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str:
