@@ -158,6 +158,33 @@ def test_rewrites_touch_only_the_dense_projections_and_refuse_unknown_code() -> 
                         {"nfabc_W1": p})
 
 
+DECAY = """    double* __restrict  _ptr_array_P0_x = _array_P0_x;
+    const int _N = N;
+    for(int _idx=0; _idx<_N; _idx++)
+    {
+        double x = _ptr_array_P0_x[_idx];
+        x = (_lio_1 * x) + x;
+        _ptr_array_P0_x[_idx] = x;
+    }
+"""
+
+
+def test_a_state_update_is_double_buffered_only_in_the_plain_form() -> None:
+    """All reads of the array before its one write, all in the one loop over the cells: the write goes to a second
+    buffer, which then becomes the array. Anything else is left alone (None)."""
+    out = kernels.double_buffered(DECAY, "P0_x")
+    assert out is not None and "_neurofa_out_P0_x[_idx] = x;" in out and "_ptr_array_P0_x[_idx] = x" not in out
+    assert out.index("_array_P0_x = _neurofa_out_P0_x;") > out.index("_neurofa_out_P0_x[_idx] = x;")
+    assert out.rstrip().endswith("// neurofa: double-buffered")  # after the loop, not in it
+    read_after_write = DECAY.replace("_ptr_array_P0_x[_idx] = x;", "_ptr_array_P0_x[_idx] = x;\n"
+                                     "        const double y = _ptr_array_P0_x[_idx];")
+    neighbour = DECAY.replace("double x = _ptr_array_P0_x[_idx];", "double x = _ptr_array_P0_x[(_idx + 1) % _N];")
+    outside = DECAY + "    _ptr_array_P0_x[0] = 0.0;\n"
+    for source in (read_after_write, neighbour, outside):
+        assert kernels.double_buffered(source, "P0_x") is None
+    assert kernels.double_buffered(DECAY, "P0_v") is None
+
+
 def test_small_projections_stay_on_one_thread() -> None:
     small = kernels.DenseProjection("a", 10, 10)
     large = kernels.DenseProjection("b", 100, 100)
@@ -231,4 +258,10 @@ def test_the_step_overlaps_the_rows_with_the_random_numbers_but_not_with_what_th
     summed = "W1_summed_variable_v_bas_post"
     assert {"P1_subexpression_update", "P0_subexpression_update"} <= _overlaps(source, summed, before=True)
     assert "P0_stateupdater" not in _overlaps(source, summed, before=True)
-    assert not {"P1_subexpression_update", "P0_stateupdater", "W1_post"} & _overlaps(source, summed, before=False)
+    assert not {"P1_subexpression_update", "P0_spike_resetter", "W1_post"} & _overlaps(source, summed, before=False)
+    # P0's state update writes x into a second buffer (kernels.double_buffered), so after the sum's turn it runs
+    # beside the sum, which reads the x it was given; P0's reset writes x in place and waits
+    assert "P0_stateupdater" in _overlaps(source, summed, before=False)
+    updater = next((_program_directory(load_config(WIDE, {"spiking.threads": 2})) / "code_objects").glob(
+        "*_P0_stateupdater_codeobject.cpp")).read_text()
+    assert "double-buffered" in updater

@@ -72,6 +72,9 @@ def test_what_the_join_commits_may_be_read_before_the_jobs_turn_but_not_after_it
     writes = schedule.footprint("_ptr_array_P1_v[_idx] = 0.0;")
     assert schedule.may_overlap(job, reads, True) and not schedule.may_overlap(job, reads, False)
     assert schedule.may_overlap(job, writes, True) and not schedule.may_overlap(job, writes, False)
+    # a write through a second buffer (a double-buffered state update) may follow the job, not precede it
+    swapped = schedule.Footprint(frozenset({"P0_x"}), frozenset({"P0_x"}), frozenset({"P0_x"}))
+    assert schedule.may_overlap(job, swapped, False) and not schedule.may_overlap(job, swapped, True)
     # the weights the rows read may be read beside them, never written
     weights = schedule.footprint("_ptr_array_W_w[_idx] += 1.0;")
     assert not schedule.may_overlap(job, weights, True) and not schedule.may_overlap(job, weights, False)

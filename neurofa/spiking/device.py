@@ -180,8 +180,10 @@ class _Device(CPPStandaloneDevice):
         #: the footprint of every code object function written so far, and of those that post a row job
         self.footprints: dict[str, schedule.Footprint] = {}
         self.job_footprints: dict[str, schedule.JobFootprint] = {}
+        #: the file and source of every neuron group's state update written so far, by function
+        self.state_updates: dict[str, tuple[str, str]] = {}
 
-    def _record(self, source: str) -> None:
+    def _record(self, filename: str, source: str) -> None:
         """Keep the footprint of the code object functions ``source`` defines (as a row job's if it posts one)."""
         footprint = schedule.footprint(source)
         job = schedule.job_footprint(source) if schedule.POST in source else None
@@ -189,10 +191,32 @@ class _Device(CPPStandaloneDevice):
             self.footprints[function] = footprint
             if job is not None:
                 self.job_footprints[function] = job
+            elif filename.endswith("_stateupdater_codeobject.cpp"):
+                self.state_updates[function] = (filename, source)
 
-    def _network_patches(self) -> tuple[tuple[str, str], ...]:
+    def _double_buffer(self, write: Any) -> None:
+        """Rewrite (with ``write``) a neuron group's state update that writes an array some job's rows read, where
+        :func:`neurofa.spiking.kernels.double_buffered` applies and it is the only one that does for that array: it
+        may then run beside the job. (Other writers, such as a reset, write in place and wait for the job.)"""
+        read = frozenset().union(*(job.rows.uses for job in self.job_footprints.values()))
+        for name in sorted(read):
+            rewrites = {function: kernels.double_buffered(source, name)
+                        for function, (filename, source) in self.state_updates.items()
+                        if name in self.footprints[function].writes}
+            swappable = [(function, source) for function, source in rewrites.items() if source is not None]
+            if len(swappable) != 1:
+                continue
+            function, source = swappable[0]
+            filename = self.state_updates[function][0]
+            write(filename, source)
+            self.state_updates[function] = (filename, source)
+            footprint = self.footprints[function]
+            self.footprints[function] = schedule.Footprint(footprint.uses, footprint.writes, footprint.swapped | {name})
+
+    def _network_patches(self, write: Any) -> tuple[tuple[str, str], ...]:
         if self.dense_threads <= 1:
             return NETWORK_PATCHES
+        self._double_buffer(write)
         return NETWORK_PATCHES + schedule.network_patches(self.job_footprints, self.footprints)
 
     @contextlib.contextmanager
@@ -201,7 +225,7 @@ class _Device(CPPStandaloneDevice):
 
         def rewritten(filename: str, contents: Any) -> None:
             if filename == "network.cpp":
-                for old, new in self._network_patches():
+                for old, new in self._network_patches(write):
                     if contents.count(old) != 1:
                         raise RuntimeError(f"Brian2 {brian2.__version__}: network.cpp no longer contains {old!r} "
                                            "once; update neurofa.spiking.device.NETWORK_PATCHES or "
@@ -210,7 +234,7 @@ class _Device(CPPStandaloneDevice):
             elif isinstance(contents, str):
                 contents = kernels.rewrite(filename, contents, self.dense_projections, self.dense_threads)
                 if self.dense_threads > 1 and filename.startswith("code_objects/") and filename.endswith(".cpp"):
-                    self._record(contents)
+                    self._record(filename, contents)
             write(filename, contents)
 
         writer.write = rewritten

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 
 from neurofa.spiking import schedule
 
-__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "rewrite", "PARALLEL_MIN_SYNAPSES"]
+__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "double_buffered", "rewrite",
+           "PARALLEL_MIN_SYNAPSES"]
 
 #: the smallest projection whose loops are split over threads
 PARALLEL_MIN_SYNAPSES = 8192
@@ -169,6 +170,45 @@ def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str
                 "        const size_t _vectorisation_idx = _idx;\n" + body + "}")
 
     return source[:match.start()] + _rows(loop, p, threads) + rest[end + 1:]
+
+
+_NEURON_LOOP = "for(int _idx=0; _idx<_N; _idx++)"
+
+
+def double_buffered(source: str, name: str) -> str | None:
+    """``source``, a neuron group's state update, writing the array ``name`` into a second buffer which then
+    becomes the array (the two pointers are swapped), or None where the code has not the plain form this needs:
+    one loop over the N cells that reads ``name[_idx]`` and then writes it.
+
+    With threads, a row job reads the array it was given when it was posted, so a state update that comes after
+    the job in the step (P₀'s decay of x, after the sum of W₁ x) may run beside it: the job reads the old values,
+    as it would have before the update, and the update writes the new ones elsewhere. The arithmetic is unchanged.
+    """
+    pointer = f"_ptr_array_{name}"
+    declaration = re.search(rf"^[ \t]*(?P<type>[\w:]+)\*\s*__restrict\s+{pointer} = _array_{name};[ \t]*$",
+                            source, re.M)
+    if declaration is None or source.count(_NEURON_LOOP) != 1:
+        return None
+    start = source.index(_NEURON_LOOP)
+    brace = source.index("{", start)
+    end = brace + 1 + _matching_brace(source[brace + 1:]) + 1  # after the loop's closing brace
+    body = source[brace:end]
+    outside = [m for m in re.finditer(rf"\b{pointer}\b", source)
+               if not (declaration.start() <= m.start() < declaration.end() or brace < m.start() < end)]
+    writes = [m.start() for m in re.finditer(rf"\b{pointer}\[_idx\] = ", body)]
+    reads = [m.start() for m in re.finditer(rf"\b{pointer}\[_idx\](?! = )", body)]
+    if outside or len(writes) != 1 or len(re.findall(rf"\b{pointer}\b", body)) != len(reads) + 1 \
+            or (reads and max(reads) > writes[0]):
+        return None  # used outside the loop or not as [_idx], written more than once, or read after its write
+    kind, out = declaration["type"], f"_neurofa_out_{name}"
+    spare = f"_neurofa_spare_{name}"
+    loop_line = source.rindex("\n", 0, start) + 1
+    body = body.replace(f"{pointer}[_idx] = ", f"{out}[_idx] = ")
+    return (source[:loop_line]
+            + f"    static {kind}* {spare} = new {kind}[_N];\n    {kind}* __restrict {out} = {spare};\n"
+            + source[loop_line:brace] + body
+            + f"\n    {spare} = _array_{name};\n    _array_{name} = {out};  // neurofa: double-buffered\n"
+            + source[end:])
 
 
 def _matching_brace(text: str) -> int:

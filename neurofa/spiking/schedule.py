@@ -228,10 +228,12 @@ _NON_SPACE = re.compile(r"\S")
 @dataclass(frozen=True)
 class Footprint:
     """The arrays (and other shared objects: spike queues, the random generator) a code object uses, and those it
-    may write."""
+    may write; ``swapped``, those of its writes that go to a second buffer which then becomes the array
+    (:func:`neurofa.spiking.kernels.double_buffered`), so that a job posted before it keeps reading the old values."""
 
     uses: frozenset[str]
     writes: frozenset[str]
+    swapped: frozenset[str] = frozenset()
 
 
 def _subscript_end(text: str, start: int) -> int:
@@ -311,16 +313,15 @@ def may_overlap(job: JobFootprint, other: Footprint, before: bool) -> bool:
     """Whether a code object with footprint ``other`` may run while a row job is computed, which comes ``before``
     it in Brian2's order (the job was posted ahead of its turn) or after it.
 
-    After the job, ``other`` must not write what the rows read and must not touch what they write or what the
-    commit will write. Before the job, the post's code runs ahead of ``other``, so ``other`` must also not write
-    what the post reads nor touch what it writes; but it may read or write the arrays that only the commit writes,
-    as it would have before the job's turn (they keep their values until the join, which then overwrites them).
+    After the job, ``other`` must not write what the rows read (unless through a second buffer: the rows keep the
+    array they were given) and must not touch what they write or what the commit will write. Before the job, the
+    post's code runs ahead of ``other``, so ``other`` must also not write what the post or the rows read nor touch
+    what they write; but it may read or write the arrays that only the commit writes, as it would have before the
+    job's turn (they keep their values until the join, which then overwrites them).
     """
-    if other.writes & job.rows.uses:
-        return False
     if not before:
-        return not other.uses & job.writes
-    return not (other.writes & job.post.uses or other.uses & (job.post.writes | job.rows.writes))
+        return not ((other.writes - other.swapped) & job.rows.uses or other.uses & job.writes)
+    return not (other.writes & (job.post.uses | job.rows.uses) or other.uses & (job.post.writes | job.rows.writes))
 
 
 def functions(source: str) -> list[str]:
