@@ -30,6 +30,8 @@ synapses become row jobs of :mod:`neurofa.spiking.schedule`: worker threads comp
 goes on with the rest of the time step (the neuron groups, the spike propagation and the random numbers, which stay
 on the main thread in Brian2's order). Each target is summed, and each synapse updated, by the same code whichever
 thread runs it, so a run gives the same result, bitwise, for every thread count (``tests/test_kernels.py``).
+:func:`double_buffered` rewrites a neuron group's state update to write an array such a job reads into a second
+buffer, so that it may run beside the job.
 
 :func:`rewrite` applies them to the files of the dense projections and leaves every other file unchanged; it
 raises if Brian2's code no longer has the expected form (the Brian2 version is part of every build key).

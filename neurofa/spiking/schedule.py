@@ -17,7 +17,11 @@ code itself (:func:`footprint`, :func:`job_footprint`, :func:`may_overlap`): an 
 neither reads nor writes an array the job writes and writes no array the job reads. A summed variable's job sums
 into a buffer of its own, which its join copies into the target (the *commit*); until then the target keeps its old
 value, so an object that comes before the job in Brian2's order may read it beside the job (P₁'s stored
-expressions read the v_bas of the previous step while the new one is summed). Arrays are named in Brian2's code
+expressions read the v_bas of the previous step while the new one is summed). Conversely, a neuron group's state
+update that rewrites an array a job reads may write it to a second buffer that then becomes the array
+(:func:`neurofa.spiking.kernels.double_buffered`; its footprint lists the array as ``swapped``): a job posted
+before it keeps the array it was given, so the update may run beside it (P₀'s decay of x beside the sum of W₁ x).
+Arrays are named in Brian2's code
 as ``_ptr_array_X``, ``_array_X`` and ``_dynamic_array_X``; a use counts as a read only in the forms ``X[...]`` on
 the right of an assignment, ``X.size()`` and ``X.empty()`` and the declarations of the pointers themselves, anything
 else (an assignment, ``push_back``, ``resize``, an address or a pointer passed to a function) counts as a write.
@@ -25,8 +29,8 @@ Brian2 functions that a code object calls (TimedArrays, neurofa's progress line)
 
 A job may also start ahead of its turn, before object i, if it commutes with every object between i and itself:
 more of the step then runs beside it. Only what commutes is reordered. The sum of W₁ x starts at the beginning of
-the step and is joined before P₀'s state update (which changes x); the update of W₁ starts before P₁'s state
-update and is joined before W₁'s spike-triggered update.
+the step and runs until the update of W₁ is posted, at its own turn; the update is joined before W₁'s
+spike-triggered update.
 
 The main thread computes the first m rows of a job, the workers share the rest equally. m is kept per job from one
 step to the next and moves by one row towards balance after each join (one more if the main thread had to wait,
