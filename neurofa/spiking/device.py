@@ -31,6 +31,7 @@ This module imports Brian2; :mod:`neurofa.spiking.program` imports it only to bu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import time
@@ -211,7 +212,7 @@ class _Device(CPPStandaloneDevice):
             write(filename, source)
             self.state_updates[function] = (filename, source)
             footprint = self.footprints[function]
-            self.footprints[function] = schedule.Footprint(footprint.uses, footprint.writes, footprint.swapped | {name})
+            self.footprints[function] = dataclasses.replace(footprint, swapped=footprint.swapped | {name})
 
     def _network_patches(self, write: Any) -> tuple[tuple[str, str], ...]:
         if self.dense_threads <= 1:
