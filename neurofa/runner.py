@@ -78,6 +78,10 @@ def resolve_seeds(cfg: Config, seeds: int | Iterable[int] | None) -> list[int]:
     if isinstance(seeds, int):
         if seeds < 1:
             raise ConfigError(f"--seeds = {seeds} is invalid: must be ≥ 1")
+        if seeds > cfg.simulation.max_steps:  # every seed runs at least one step: refused before it is listed
+            raise ConfigError(f"seeds = {seeds} (simulation.seeds or --seeds) is more than simulation.max_steps = "
+                              f"{cfg.simulation.max_steps:.3g} time steps over all seeds, at least one per seed "
+                              "(--set simulation.max_steps=... to run it)")
         return list(range(seeds))
     out = [int(s) for s in seeds]
     if not out:

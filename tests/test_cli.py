@@ -131,7 +131,7 @@ def test_seeds_take_a_count_a_range_or_a_list_and_refuse_the_rest(capsys):
     assert "argument --seeds: '2-4' is invalid; allowed" in capsys.readouterr().err
     # values the syntax allows but a run does not: one-line errors from the one place that checks seeds
     for bad, message in (("0", "must be ≥ 1"), ("3:3", "seeds is empty"), ("1,1", "contains duplicates"),
-                         ("-1:2", "must be ≥ 0")):
+                         ("-1:2", "must be ≥ 0"), ("3806651490364", "is more than simulation.max_steps")):
         assert main(["run", str(MODELS / "pal_backprojections.yaml"), f"--seeds={bad}", "--check"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]
