@@ -185,6 +185,104 @@ def test_a_state_update_is_double_buffered_only_in_the_plain_form() -> None:
     assert kernels.double_buffered(DECAY, "P0_v") is None
 
 
+SPIKE_TRIGGERED = """#include <cstdio>
+#include <vector>
+struct Queue
+{
+    std::vector<int> spiking;
+    std::vector<int>* peek() { return &spiking; }
+};
+Queue nfabc_W1_post;
+std::vector<int> post_of(6 * 5);
+std::vector<double> w(6 * 5), learn(6);
+void _run_nfabc_W1_post_codeobject()
+{
+    int* __restrict _ptr_array_nfabc_W1__synaptic_post = post_of.data();
+    double* __restrict _ptr_array_nfabc_W1_w = w.data();
+    double* __restrict _ptr_array_nfabc_P1_learn = learn.data();
+    const double _lio_1 = 0.5;
+    {
+    std::vector<int> *_spiking_synapses = nfabc_W1_post.peek();
+    const int _num_spiking_synapses = _spiking_synapses->size();
+
+    {
+        for(int _spiking_synapse_idx=0;
+            _spiking_synapse_idx<_num_spiking_synapses;
+            _spiking_synapse_idx++)
+        {
+            const size_t _idx = (*_spiking_synapses)[_spiking_synapse_idx];
+            const size_t _vectorisation_idx = _idx;
+            const int _postsynaptic_idx = _ptr_array_nfabc_W1__synaptic_post[_idx];
+            double w = _ptr_array_nfabc_W1_w[_idx];
+            w += _lio_1 * (_ptr_array_nfabc_P1_learn[_postsynaptic_idx] * (double)(_idx % 5));
+            _ptr_array_nfabc_W1_w[_idx] = w;
+        }
+    }
+    }
+}
+int main(int argc, char** argv)
+{
+    for (int k = 0; k < 30; k++)
+        post_of[k] = k / 5;
+    for (int i = 0; i < 6; i++)
+        learn[i] = 1.0 + i;
+    const int cells[][3] = {{1, 4, 5}, {0, 2, 3}, {5, -1, -1}, {-1, -1, -1}};
+    std::vector<double> expected(30, 0.0);
+    for (int step = 0; step < 400; step++)
+    {
+        nfabc_W1_post.spiking.clear();
+        for (int c : cells[step % 4])
+            for (int j = 0; c >= 0 && j < 5; j++)
+            {
+                nfabc_W1_post.spiking.push_back(c * 5 + j);
+                expected[c * 5 + j] += 0.5 * (learn[c] * j);
+            }
+        if (argc > 1 && step == 3)  // a list that is not whole rows
+            nfabc_W1_post.spiking.push_back(7);
+        _run_nfabc_W1_post_codeobject();
+        JOIN
+    }
+    for (int k = 0; k < 30; k++)
+        if (w[k] != expected[k])
+        {
+            std::printf("synapse %d: %g, not %g\\n", k, w[k], expected[k]);
+            return 2;
+        }
+    std::printf("ok\\n");
+    return 0;
+}
+"""
+
+
+def test_the_spike_triggered_update_is_split_by_rows_only_with_threads(tmp_path: Path, monkeypatch: object) -> None:
+    """With threads, each spiking cell's row of synapses is updated by Brian2's own per-synapse code, on the thread
+    that owns the row; the program stops if the list of spiking synapses is not made of whole rows. One thread,
+    or a loop that draws random numbers, keeps Brian2's loop."""
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SYNAPSES", 30)  # type: ignore[attr-defined]
+    p = kernels.DenseProjection("nfabc_W1", 5, 6)
+    name = "code_objects/nfabc_W1_post_codeobject.cpp"
+    assert kernels.rewrite(name, SPIKE_TRIGGERED, {"nfabc_W1": p}, threads=1) == SPIKE_TRIGGERED
+    drawing = SPIKE_TRIGGERED.replace("w += _lio_1", "w += _rand(_vectorisation_idx) * _lio_1")
+    assert kernels.spike_triggered(drawing, p, threads=2) == drawing
+    with pytest.raises(RuntimeError, match="unexpected form"):
+        kernels.spike_triggered(SPIKE_TRIGGERED.replace(".peek()", ".front()"), p, threads=2)
+    rewritten = kernels.rewrite(name, SPIKE_TRIGGERED, {"nfabc_W1": p}, threads=2)
+    assert "neurofa::RowPool::get().post(" in rewritten and "// neurofa: layout 6 x 5" in rewritten
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++")
+    from neurofa.spiking import schedule
+
+    (tmp_path / schedule.HEADER).write_text(schedule.row_pool_header(2))
+    (tmp_path / "post.cpp").write_text(rewritten.replace("JOIN", "neurofa::RowPool::get().join();"))
+    subprocess.run([compiler, "-O2", "-std=c++11", "-pthread", "-I", str(tmp_path), str(tmp_path / "post.cpp"),
+                    "-o", str(tmp_path / "post")], check=True)
+    done = subprocess.run([str(tmp_path / "post")], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stdout
+    broken = subprocess.run([str(tmp_path / "post"), "broken"], capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 1 and "nfabc_W1: the spiking synapses are not whole rows" in broken.stderr
+
+
 def test_small_projections_stay_on_one_thread() -> None:
     small = kernels.DenseProjection("a", 10, 10)
     large = kernels.DenseProjection("b", 100, 100)
@@ -265,3 +363,19 @@ def test_the_step_overlaps_the_rows_with_the_random_numbers_but_not_with_what_th
     updater = next((_program_directory(load_config(WIDE, {"spiking.threads": 2})) / "code_objects").glob(
         "*_P0_stateupdater_codeobject.cpp")).read_text()
     assert "double-buffered" in updater
+
+
+def test_the_jobs_of_the_wide_projection_queue_behind_each_other() -> None:
+    """In the 2-thread program of the wide network, W₁'s three jobs chain (``schedule.may_chain``): the sum of
+    W₁ x, the update of W₁ and its spike-triggered update (now a row job) queue behind each other, each row on one
+    thread, so the worker goes from one to the next without waiting for the main thread to join."""
+    if program.available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    directory = _program_directory(load_config(WIDE, {"spiking.threads": 2}))
+    source = (directory / "network.cpp").read_text()
+    chained = set(re.findall(r"if \(first == &_run_\w+?_(W1_\w+?)_codeobject && second == &_run_\w+?_(W1_\w+?)"
+                             r"_codeobject\) return true;", source))
+    summed = "W1_summed_variable_v_bas_post"
+    assert {(summed, "W1_stateupdater"), ("W1_stateupdater", "W1_post"), (summed, "W1_post")} <= chained
+    spike_triggered = next((directory / "code_objects").glob("*_W1_post_codeobject.cpp")).read_text()
+    assert "// neurofa: layout 100 x 100" in spike_triggered and "neurofa::RowPool::get().post(" in spike_triggered

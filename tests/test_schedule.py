@@ -80,6 +80,35 @@ def test_what_the_join_commits_may_be_read_before_the_jobs_turn_but_not_after_it
     assert not schedule.may_overlap(job, weights, True) and not schedule.may_overlap(job, weights, False)
 
 
+def _rows_job(rows: str, commit: str = "", n_rows: int = 4, width: int = 8, post: str = "") -> schedule.JobFootprint:
+    return schedule.job_footprint(post + schedule.row_job(rows, n_rows, commit=commit, width=width))
+
+
+SUM = "    _buf[_i] += _ptr_array_W_w[_idx] * _ptr_array_P0_x[_j];"
+UPDATE = "    _ptr_array_W_w[_idx] = _ptr_array_W_w[_idx] + _ptr_array_P1_l[_i] * _ptr_array_P0_x[_j];"
+
+
+def test_the_jobs_of_one_projection_chain_when_they_share_only_their_own_synapses() -> None:
+    """A job may queue behind another (the same rows per thread, row i of the second after row i of the first)
+    if both have the same rows and what one writes and the other uses is used by both only at ``[_idx]``."""
+    summed = _rows_job(SUM, "    _ptr_array_P1_v[_i] = _buf[_i];")
+    update = _rows_job(UPDATE, post="const size_t _numw = _dynamic_array_W_w.size();\n")
+    assert update.layout == "4 x 8" and update.row_local == {"W_w"} and summed.row_local == {"W_w"}
+    assert update.post.sized == {"W_w"}  # its post reads only the length of w, which the rows cannot change
+    assert schedule.may_chain(summed, update)
+    # another layout, or no declared layout
+    assert not schedule.may_chain(summed, _rows_job(UPDATE, width=9))
+    assert not schedule.may_chain(summed, _rows_job(UPDATE, width=0))
+    # a neighbour's weight: w is no longer used only at the row's own synapses
+    neighbour = _rows_job(UPDATE.replace("_ptr_array_W_w[_idx] +", "_ptr_array_W_w[_idx + 1] +"))
+    assert neighbour.row_local == frozenset() and not schedule.may_chain(summed, neighbour)
+    # the first's commit writes what the second's rows read (v), or the second's post reads an element of w
+    assert not schedule.may_chain(summed, _rows_job(UPDATE + "\n    const double v = _ptr_array_P1_v[_i];"))
+    assert not schedule.may_chain(update, _rows_job(SUM, post="const double w0 = _ptr_array_W_w[0];\n"))
+    # jobs that share nothing but what they read chain whatever they read
+    assert schedule.may_chain(_rows_job("    _buf[_i] = _ptr_array_P0_x[_j];"), summed)
+
+
 POOL_TEST = r"""
 #include "neurofa_rows.h"
 #include <cstdio>
@@ -124,6 +153,48 @@ int main()
                 return 1;
             }
     }
+    // three chained jobs: row i of b reads what row i of a wrote in the same round, and c what b wrote; the pool
+    // gives b and c the split of a, so each thread computes a row of b after that row of a (the main thread
+    // computes its rows only when it joins, after the workers may have done theirs)
+    for (int n : sizes)
+    {
+        const long rounds = 20000;
+        std::vector<long> a(n, 0), b(n, 0), c(n, 0);
+        long* pa = a.data();
+        long* pb = b.data();
+        long* pc = c.data();
+        std::function<void(int, int)> ja = [=](int s, int e) { for (int i = s; i < e; i++) pa[i] += 1; };
+        std::function<void(int, int)> jb = [=](int s, int e) { for (int i = s; i < e; i++) pb[i] += pa[i]; };
+        std::function<void(int, int)> jc = [=](int s, int e) { for (int i = s; i < e; i++) pc[i] += pb[i]; };
+        neurofa::Partition pa_rows, pb_rows, pc_rows;
+        pb_rows.main_rows = 0;  // ignored: a chained job takes the split of the job it follows
+        pc_rows.main_rows = n;
+        volatile double serial = 0.0;
+        for (long step = 0; step < rounds; step++)
+        {
+            neurofa::RowPool::get().post(&ja, n, &pa_rows);
+            neurofa::RowPool::get().chain();
+            neurofa::RowPool::get().post(&jb, n, &pb_rows);
+            for (int k = 0; k < (step % 5) * 40; k++)
+                serial = serial + k;
+            neurofa::RowPool::get().chain();
+            neurofa::RowPool::get().post(&jc, n, &pc_rows);
+            if (neurofa::RowPool::get().pending() != 3)
+            {
+                std::printf("%d jobs pending, not 3\n", neurofa::RowPool::get().pending());
+                return 1;
+            }
+            if (step % 2)
+                neurofa::RowPool::get().join_oldest();  // a join of the first job alone
+            neurofa::RowPool::get().join();
+        }
+        for (int i = 0; i < n; i++)
+            if (a[i] != rounds || b[i] != rounds * (rounds + 1) / 2 || c[i] != rounds * (rounds + 1) * (rounds + 2) / 6)
+            {
+                std::printf("chained row %d of %d: %ld %ld %ld\n", i, n, a[i], b[i], c[i]);
+                return 1;
+            }
+    }
     std::printf("ok\n");
     return 0;
 }
@@ -131,7 +202,7 @@ int main()
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_the_pool_computes_every_row_exactly_once(tmp_path: Path, threads: int) -> None:
+def test_the_pool_computes_every_row_exactly_once_and_chained_rows_in_order(tmp_path: Path, threads: int) -> None:
     compiler = shutil.which("g++")
     if compiler is None:
         pytest.skip("no g++")

@@ -31,7 +31,9 @@ goes on with the rest of the time step (the neuron groups, the spike propagation
 on the main thread in Brian2's order). Each target is summed, and each synapse updated, by the same code whichever
 thread runs it, so a run gives the same result, bitwise, for every thread count (``tests/test_kernels.py``).
 :func:`double_buffered` rewrites a neuron group's state update to write an array such a job reads into a second
-buffer, so that it may run beside the job.
+buffer, so that it may run beside the job, and :func:`spike_triggered` makes a row job of the projection's update
+at its postsynaptic spikes (``on_post``), which keeps Brian2's per-synapse code and loop and queues behind the
+weight update (:func:`neurofa.spiking.schedule.may_chain`).
 
 :func:`rewrite` applies them to the files of the dense projections and leaves every other file unchanged; it
 raises if Brian2's code no longer has the expected form (the Brian2 version is part of every build key).
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 
 from neurofa.spiking import schedule
 
-__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "double_buffered", "rewrite",
+__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "spike_triggered", "double_buffered", "rewrite",
            "PARALLEL_MIN_SYNAPSES"]
 
 #: the smallest projection whose loops are split over threads
@@ -99,7 +101,7 @@ def _rows(loop: Callable[[str, str], str], p: DenseProjection, threads: int, com
     (:func:`_parallel`) as a row job over the rows its thread is given, with ``commit`` run at its join."""
     if not _parallel(p, threads):
         return loop("0", str(p.n_post))
-    return schedule.row_job(loop("_row_begin", "_row_end"), p.n_post, commit=commit)
+    return schedule.row_job(loop("_row_begin", "_row_end"), p.n_post, commit=commit, width=p.n_pre)
 
 
 _ZEROED = re.compile(r"[ \t]*for \(int _target_idx=0; _target_idx<_target_size; _target_idx\+\+\)\s*\{\s*"
@@ -174,6 +176,64 @@ def dense_state_update(source: str, p: DenseProjection, threads: int = 1) -> str
     return source[:match.start()] + _rows(loop, p, threads) + rest[end + 1:]
 
 
+_SPIKE_LOOP = re.compile(
+    r"[ \t]*std::vector<int> \*_spiking_synapses = (?P<queue>\w+)\.peek\(\);\s*"
+    r"const int _num_spiking_synapses = _spiking_synapses->size\(\);\s*\{\s*"
+    r"for\(int _spiking_synapse_idx=0;\s*_spiking_synapse_idx<_num_spiking_synapses;\s*_spiking_synapse_idx\+\+\)\s*"
+    r"\{\s*const size_t _idx = \(\*_spiking_synapses\)\[_spiking_synapse_idx\];\s*"
+    r"const size_t _vectorisation_idx = _idx;\n")
+
+
+def spike_triggered(source: str, p: DenseProjection, threads: int = 1) -> str:
+    """Rewrite the spike-triggered update of ``p`` by its postsynaptic spikes (``on_post``, e.g. W₁'s
+    w += η/ν_max · λ x at every spike of P₁) as a row job (:func:`_parallel`), chained behind the projection's
+    weight update (:func:`neurofa.spiking.schedule.may_chain`): the synapses of a cell that spiked, its row, are
+    updated by the thread that owns the row, beside the rest of the step.
+
+    Brian2's loop runs over the list of the step's spiking synapses, which for a dense projection without delays
+    is the whole row i·n_pre … (i + 1)·n_pre − 1 of each spiking cell i, in order; the job runs the same loop, with
+    the same per-synapse code, over the rows of its thread. The program stops with a message if the list is not
+    made of whole rows. One thread, or a loop that draws random numbers, keeps Brian2's loop."""
+    match = _SPIKE_LOOP.search(source)
+    if match is None:
+        raise RuntimeError(f"{p.name}: Brian2's spike-triggered loop has an unexpected form")
+    end = match.end() + _matching_brace(source[match.end():])  # the loop's closing brace
+    close = source.index("}", end + 1)  # the block around the loop
+    body = source[match.end():end]
+    if not _parallel(p, threads) or re.search(r"\b_randn?\(", body):
+        return source
+    n_pre, queue = p.n_pre, match["queue"]
+
+    def loop(begin: str, stop: str) -> str:
+        return f"""    for (int _block = 0; _block < _num_spiking_synapses; _block += {n_pre})
+    {{
+        const int _row = (*_spiking_synapses)[_block] / {n_pre};
+        if (_row < {begin} || _row >= {stop})
+            continue;
+        for(int _spiking_synapse_idx=_block; _spiking_synapse_idx<_block + {n_pre}; _spiking_synapse_idx++)
+        {{
+            const size_t _idx = (*_spiking_synapses)[_spiking_synapse_idx];
+            const size_t _vectorisation_idx = _idx;
+{body}
+        }}
+    }}"""
+
+    check = f"""    std::vector<int> *_spiking_synapses = {queue}.peek();
+    const int _num_spiking_synapses = _spiking_synapses->size();
+    // neurofa: whole rows of {n_pre} synapses, one per spiking cell (a dense projection without delays)
+    bool _neurofa_rows_whole = _num_spiking_synapses % {n_pre} == 0;
+    for (int _block = 0; _neurofa_rows_whole && _block < _num_spiking_synapses; _block += {n_pre})
+        _neurofa_rows_whole = (*_spiking_synapses)[_block] % {n_pre} == 0
+            && (*_spiking_synapses)[_block + {n_pre} - 1] == (*_spiking_synapses)[_block] + {n_pre} - 1;
+    if (!_neurofa_rows_whole)
+    {{
+        std::fprintf(stderr, "neurofa: {p.name}: the spiking synapses are not whole rows\\n");
+        std::exit(1);
+    }}
+"""
+    return source[:match.start()] + check + _rows(loop, p, threads) + source[close + 1:]
+
+
 _NEURON_LOOP = "for(int _idx=0; _idx<_N; _idx++)"
 
 
@@ -234,6 +294,8 @@ def rewrite(filename: str, source: str, projections: dict[str, DenseProjection],
             return _included(dense_summed(source, p, threads), p, threads)
         if stem == f"{name}_stateupdater_codeobject.cpp":
             return _included(dense_state_update(source, p, threads), p, threads)
+        if stem == f"{name}_post_codeobject.cpp":
+            return _included(spike_triggered(source, p, threads), p, threads)
     return source
 
 

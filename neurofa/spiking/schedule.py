@@ -8,8 +8,8 @@ jobs*: the code object computes what its loop needs (the scalar code, the zeroed
 hands the loop over postsynaptic rows to a pool of N − 1 worker threads (:data:`ROW_POOL_H`) and returns at once.
 The main thread goes on with the following code objects of the step, the neuron groups, the Poisson input and the
 random numbers among them, as long as they do not touch what the job touches, and joins the job (computes its own
-share of the rows and waits for the workers) before the first object that does, before the next job and at the end
-of the step.
+share of the rows and waits for the workers) before the first object that does, before the next job (unless that
+job may queue behind it, below) and at the end of the step.
 
 So the work that stays on one thread overlaps the rows the workers compute, instead of adding to them
 (Amdahl's law with the serial part hidden behind the parallel one). What may overlap is decided from the generated
@@ -28,13 +28,19 @@ else (an assignment, ``push_back``, ``resize``, an address or a pointer passed t
 Brian2 functions that a code object calls (TimedArrays, neurofa's progress line) read only constants.
 
 A job may also start ahead of its turn, before object i, if it commutes with every object between i and itself:
-more of the step then runs beside it. Only what commutes is reordered. The sum of W₁ x starts at the beginning of
-the step and runs until the update of W₁ is posted, at its own turn; the update is joined before W₁'s
-spike-triggered update.
+more of the step then runs beside it. Only what commutes is reordered. And a job may queue behind the jobs still
+pending (:func:`may_chain`; up to four at a time): it then takes their split of the rows, and each thread computes
+its rows of the jobs in the order posted, so that row i of the second job follows row i of the first on one
+thread. This needs the same rows (:data:`LAYOUT`) and that what one job writes and the other uses is used by both
+only at the row's own synapses. The jobs of one dense projection chain: the sum of W₁ x starts at the beginning of
+the step, the update of W₁ queues behind it at its own turn and W₁'s spike-triggered update
+(:func:`neurofa.spiking.kernels.spike_triggered`) behind that; the worker goes from one to the next, and the main
+thread computes its rows of all three when P₀'s reset (x jumps) needs them joined.
 
-The main thread computes the first m rows of a job, the workers share the rest equally. m is kept per job from one
-step to the next and moves by one row towards balance after each join (one more if the main thread had to wait,
-one fewer if the workers were done first), so each row stays with one thread, and in its cache. (Letting idle
+The main thread computes the first m rows of a job, the workers share the rest equally. m is kept per job (per
+chain) from one step to the next and moves by one row towards balance after the last pending job is joined (one
+more if the main thread had to wait at any of the joins, one fewer if not), so each row stays with one thread, and
+in its cache. (Letting idle
 threads take rows from each other balanced better but moved rows between cores, and the loops themselves became
 slower than the waiting it saved: ``docs/science.md`` §3.8.) Each row is computed by the same code whichever thread
 takes it, so a run gives the same result, bitwise, at every thread count, and the random numbers stay on the main
@@ -43,11 +49,14 @@ thread in Brian2's order (``tests/test_kernels.py``, ``tests/test_schedule.py``)
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 
-__all__ = ["ROW_POOL_H", "HEADER", "POST", "ROWS", "COMMIT", "END", "row_pool_header", "Footprint",
-           "footprint", "JobFootprint", "job_footprint", "may_overlap", "functions", "row_job", "network_patches"]
+__all__ = ["ROW_POOL_H", "HEADER", "POST", "ROWS", "COMMIT", "END", "LAYOUT", "row_pool_header", "Footprint",
+           "footprint", "JobFootprint", "job_footprint", "may_overlap", "may_chain", "functions", "row_job",
+           "network_patches"]
 
 #: the file name of the pool in the build directory
 HEADER = "neurofa_rows.h"
@@ -55,15 +64,19 @@ HEADER = "neurofa_rows.h"
 POST = "neurofa::RowPool::get().post("
 
 #: the pool of worker threads (C++11, header-only; ``NEUROFA_THREADS`` is the thread count, the main thread's
-#: included). Synchronisation: the main thread writes the job (and everything the job reads) and then increments
-#: ``sequence_`` (release); a worker that sees the new value (acquire) computes its range of rows and then
-#: decrements ``active_`` (release); :func:`join` returns once ``active_`` is 0 (acquire), so the main thread sees
-#: every row the workers wrote. A worker waits for the next job spinning, then yielding, then sleeping.
+#: included). Up to four jobs are pending at a time, each in a slot; the workers compute them in the order posted.
+#: Synchronisation: the main thread writes a job's slot (and everything the job reads) and then increments
+#: ``posted_`` (release); a worker that sees the new count (acquire) computes its range of the job's rows and then
+#: decrements the slot's ``active`` (release); :func:`join_oldest` returns once ``active`` is 0 (acquire), so the
+#: main thread sees every row the workers wrote, and only then may the slot take a new job. A worker waits for the
+#: next job spinning, then yielding, then sleeping.
 ROW_POOL_H = r"""// neurofa: rows of the wide projections on a pool of threads (neurofa/spiking/schedule.py)
 #ifndef NEUROFA_ROWS_H
 #define NEUROFA_ROWS_H
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 #if defined(__x86_64__) || defined(__i386__)
@@ -97,54 +110,111 @@ public:
 
     // start computing rows [0, n) with rows(begin, end) on the workers, split by partition; the caller computes
     // its own rows when it joins, before it next touches the job's data, and then calls commit (if any), which
-    // copies what the rows wrote to a private buffer into the arrays the rest of the program reads
+    // copies what the rows wrote to a private buffer into the arrays the rest of the program reads. Pending jobs
+    // are joined first, unless chain() was called and the newest pending job has n rows: the new job then queues
+    // behind it with the same split, so each thread computes its rows of the new job after its rows of that
+    // one, and row i of both jobs is computed by one thread, in order
     void post(const std::function<void(int, int)>* rows, int n, Partition* partition,
               const std::function<void()>* commit = nullptr)
     {
-        join();
-        if (partition->main_rows < 0 || partition->main_rows > n)
-            partition->main_rows = n / NEUROFA_THREADS;
-        rows_ = rows;
-        commit_ = commit;
-        partition_ = partition;
-        const long main_rows = partition->main_rows, rest = n - main_rows, workers = NEUROFA_THREADS - 1;
-        for (int t = 0; t <= NEUROFA_THREADS; t++)
-            bounds_[t] = t == 0 ? 0 : (int)(main_rows + rest * (t - 1) / workers);
-        active_.store(NEUROFA_THREADS - 1, std::memory_order_relaxed);
-        sequence_.fetch_add(1, std::memory_order_release);
-        pending_ = true;
+        const unsigned long posted = posted_.load(std::memory_order_relaxed);
+        const bool chained = chain_ && pending_ > 0 && pending_ < SLOTS && slots_[(posted - 1) % SLOTS].n == n;
+        chain_ = false;
+        if (!chained)
+        {
+            join();
+            if (partition->main_rows < 0 || partition->main_rows > n)
+                partition->main_rows = n / NEUROFA_THREADS;
+        }
+        Slot& slot = slots_[posted % SLOTS];
+        slot.rows = rows;
+        slot.commit = commit;
+        slot.n = n;
+        if (chained)
+        {
+            const Slot& first = slots_[(posted - 1) % SLOTS];
+            slot.partition = first.partition;
+            for (int t = 0; t <= NEUROFA_THREADS; t++)
+                slot.bounds[t] = first.bounds[t];
+        }
+        else
+        {
+            slot.partition = partition;
+            const long main_rows = partition->main_rows, rest = n - main_rows, workers = NEUROFA_THREADS - 1;
+            for (int t = 0; t <= NEUROFA_THREADS; t++)
+                slot.bounds[t] = t == 0 ? 0 : (int)(main_rows + rest * (t - 1) / workers);
+        }
+        slot.active.store(NEUROFA_THREADS - 1, std::memory_order_relaxed);
+        pending_++;
+        posted_.store(posted + 1, std::memory_order_release);
     }
 
-    // compute the main thread's rows and wait for the workers; then move the partition by one row towards
-    // balance: the main thread takes one row more if it had to wait, one row less if the workers were done first
-    void join()
+    // let the next post queue behind the newest pending job (the network decides which jobs may chain)
+    void chain()
     {
-        if (!pending_)
+        chain_ = true;
+    }
+
+    // the number of jobs posted and not yet joined (at most SLOTS)
+    int pending() const
+    {
+        return pending_;
+    }
+
+    // join the oldest pending job: compute the main thread's rows, wait for the workers and commit. At the last
+    // pending job, move its partition by one row towards balance: the main thread takes one row more if it had to
+    // wait at any join since the last balance (a chain is balanced as a whole), one row less if not
+    void join_oldest()
+    {
+        if (pending_ == 0)
             return;
-        if (bounds_[1] > bounds_[0])
-            (*rows_)(bounds_[0], bounds_[1]);
-        if (active_.load(std::memory_order_acquire) != 0)
+        Slot& slot = slots_[(posted_.load(std::memory_order_relaxed) - pending_) % SLOTS];
+        if (slot.bounds[1] > slot.bounds[0])
+            (*slot.rows)(slot.bounds[0], slot.bounds[1]);
+        if (slot.active.load(std::memory_order_acquire) != 0)
         {
-            if (partition_->main_rows < bounds_[NEUROFA_THREADS])
-                partition_->main_rows++;
-            for (long spins = 0; active_.load(std::memory_order_acquire) != 0; spins++)
+            waited_ = true;
+            for (long spins = 0; slot.active.load(std::memory_order_acquire) != 0; spins++)
                 pause(spins);
         }
-        else if (partition_->main_rows > 0)
-            partition_->main_rows--;
-        pending_ = false;
-        if (commit_)
-            (*commit_)();
+        if (--pending_ == 0)
+        {
+            int& main_rows = slot.partition->main_rows;
+            if (waited_ && main_rows < slot.bounds[NEUROFA_THREADS])
+                main_rows++;
+            else if (!waited_ && main_rows > 0)
+                main_rows--;
+            waited_ = false;
+        }
+        if (slot.commit)
+            (*slot.commit)();
+    }
+
+    // join every pending job, oldest first
+    void join()
+    {
+        while (pending_ > 0)
+            join_oldest();
     }
 
 private:
-    alignas(64) std::atomic<unsigned long> sequence_;
-    alignas(64) std::atomic<int> active_;
-    alignas(64) const std::function<void(int, int)>* rows_ = nullptr;
-    const std::function<void()>* commit_ = nullptr;
-    Partition* partition_ = nullptr;
-    int bounds_[NEUROFA_THREADS + 1];
-    bool pending_ = false;
+    static const int SLOTS = 4;
+
+    struct Slot
+    {
+        alignas(64) std::atomic<int> active{0};
+        alignas(64) const std::function<void(int, int)>* rows = nullptr;
+        const std::function<void()>* commit = nullptr;
+        Partition* partition = nullptr;
+        int n = 0;
+        int bounds[NEUROFA_THREADS + 1];
+    };
+
+    alignas(64) std::atomic<unsigned long> posted_;
+    Slot slots_[SLOTS];
+    int pending_ = 0;
+    bool chain_ = false;
+    bool waited_ = false;
 
     // wait: spin for a few microseconds (a job or a join comes within one time step), then give the core to
     // another thread (more threads than free cores), and sleep once a worker has waited for a long time (spins < 0)
@@ -158,24 +228,23 @@ private:
             std::this_thread::yield();
     }
 
-    RowPool() : sequence_(0), active_(0)
+    RowPool() : posted_(0)
     {
         for (int t = 1; t < NEUROFA_THREADS; t++)
             std::thread(&RowPool::worker, this, t).detach();
     }
 
+    // compute this worker's rows of every job, in the order posted
     void worker(int t)
     {
-        unsigned long seen = 0;
-        for (;;)
+        for (unsigned long done = 0;; done++)
         {
-            unsigned long now;
-            for (long spins = 0; (now = sequence_.load(std::memory_order_acquire)) == seen; spins++)
+            for (long spins = 0; posted_.load(std::memory_order_acquire) == done; spins++)
                 pause(spins < 1000000 ? spins : -1);
-            seen = now;
-            if (bounds_[t + 1] > bounds_[t])
-                (*rows_)(bounds_[t], bounds_[t + 1]);
-            active_.fetch_sub(1, std::memory_order_release);
+            Slot& slot = slots_[done % SLOTS];
+            if (slot.bounds[t + 1] > slot.bounds[t])
+                (*slot.rows)(slot.bounds[t], slot.bounds[t + 1]);
+            slot.active.fetch_sub(1, std::memory_order_release);
         }
     }
 };
@@ -193,15 +262,21 @@ def row_pool_header(threads: int) -> str:
 #: the comments that enclose, in a row job's source, the code computed beside the rest of the step (the rows) and
 #: the code run at its join (the commit): :func:`job_footprint` reads them
 ROWS, COMMIT, END = "// neurofa: rows", "// neurofa: commit", "// neurofa: end"
+#: the comment that gives a job's rows as ``<rows> x <width>``: row i uses, at ``_idx``, only the synapses i·width to
+#: (i + 1)·width − 1 (:func:`job_footprint`, ``row_local``)
+LAYOUT = "// neurofa: layout"
+_LAYOUT = re.compile(re.escape(LAYOUT) + r" (\d+ x \d+)$", re.M)
 
 
-def row_job(loop: str, n_rows: int, indent: str = "    ", commit: str = "") -> str:
+def row_job(loop: str, n_rows: int, indent: str = "    ", commit: str = "", width: int = 0) -> str:
     """A C++ block that posts ``loop`` (a loop over ``_i`` from ``_row_begin`` to ``_row_end``, which captures the
     code object's local variables by value) as a row job over ``n_rows`` rows, with its own partition; ``commit``
-    (statements) runs on the main thread at the job's join, after every row."""
+    (statements) runs on the main thread at the job's join, after every row. ``width`` > 0 declares that the loop,
+    for row i, uses ``_idx`` only for the synapses i·width + j, 0 ≤ j < width (:data:`LAYOUT`)."""
+    layout = f"{indent}{LAYOUT} {n_rows} x {width}\n" if width > 0 else ""
     block = (f"{indent}static std::function<void(int, int)> _neurofa_rows;\n"
              f"{indent}static neurofa::Partition _neurofa_partition;\n"
-             f"{indent}{ROWS}\n"
+             f"{layout}{indent}{ROWS}\n"
              f"{indent}_neurofa_rows = [=](int _row_begin, int _row_end)\n{indent}{{\n{loop}\n{indent}}};\n"
              f"{indent}{END}\n")
     if not commit:
@@ -238,6 +313,8 @@ class Footprint:
     uses: frozenset[str]
     writes: frozenset[str]
     swapped: frozenset[str] = frozenset()
+    #: the arrays used only through their length (``X.size()``, ``X.empty()``)
+    sized: frozenset[str] = frozenset()
 
 
 def _subscript_end(text: str, start: int) -> int:
@@ -255,10 +332,13 @@ def footprint(source: str) -> Footprint:
     code = _POINTER_DECLARATION.sub("", source)
     uses: set[str] = set()
     writes: set[str] = set()
+    sized: set[str] = set()
+    unsized: set[str] = set()
     for match in _ARRAY.finditer(code):
         name, following = match[2], _NON_SPACE.search(code, match.end())
         next_char = following.start() if following else len(code)
         uses.add(name)
+        (sized if _SIZE.match(code, next_char) and not match[1] else unsized).add(name)
         if match[1]:  # an address
             writes.add(name)
         elif code.startswith("[", next_char):
@@ -274,7 +354,7 @@ def footprint(source: str) -> Footprint:
     if _RANDOM.search(code):
         uses.add("<random>")
         writes.add("<random>")
-    return Footprint(frozenset(uses), frozenset(writes))
+    return Footprint(frozenset(uses), frozenset(writes), sized=frozenset(sized - unsized))
 
 
 @dataclass(frozen=True)
@@ -282,11 +362,15 @@ class JobFootprint:
     """What a row job touches: ``post``, the code that runs in the object's turn on the main thread (its scalar
     code); ``rows``, the code computed beside the rest of the step; and ``commit``, the copies made at the join
     into the arrays the rest of the program reads (a summed variable's target, :mod:`neurofa.spiking.kernels`),
-    which therefore keep their old values until the join."""
+    which therefore keep their old values until the join. ``layout`` is the job's rows as ``"<rows> x <width>"``
+    (:data:`LAYOUT`; empty if not declared) and ``row_local`` the arrays the rows use only at ``[_idx]``, their own
+    synapses."""
 
     post: Footprint
     rows: Footprint
     commit: Footprint
+    layout: str = ""
+    row_local: frozenset[str] = frozenset()
 
     @property
     def writes(self) -> frozenset[str]:
@@ -307,10 +391,20 @@ def _regions(source: str) -> tuple[str, dict[str, str]]:
     return rest, regions
 
 
+def _row_local(rows: str) -> frozenset[str]:
+    """The arrays that ``rows`` uses only in the form ``X[_idx]``."""
+    forms: dict[str, set[bool]] = {}
+    for match in _ARRAY.finditer(rows):
+        forms.setdefault(match[2], set()).add(not match[1] and rows.startswith("[_idx]", match.end()))
+    return frozenset(name for name, local in forms.items() if local == {True})
+
+
 def job_footprint(source: str) -> JobFootprint:
     """The :class:`JobFootprint` of a row job's source (:func:`row_job`)."""
     rest, regions = _regions(source)
-    return JobFootprint(footprint(rest), footprint(regions[ROWS]), footprint(regions[COMMIT]))
+    layout = _LAYOUT.search(source)
+    return JobFootprint(footprint(rest), footprint(regions[ROWS]), footprint(regions[COMMIT]),
+                        layout[1] if layout else "", _row_local(regions[ROWS]))
 
 
 def may_overlap(job: JobFootprint, other: Footprint, before: bool) -> bool:
@@ -328,6 +422,30 @@ def may_overlap(job: JobFootprint, other: Footprint, before: bool) -> bool:
     return not (other.writes & (job.post.uses | job.rows.uses) or other.uses & (job.post.writes | job.rows.writes))
 
 
+def may_chain(first: JobFootprint, second: JobFootprint) -> bool:
+    """Whether the job ``second`` may be posted while ``first``, which comes before it in the step, is still
+    computed: queued behind it with the same rows per thread (:data:`ROW_POOL_H`), so that each thread computes
+    row i of ``second`` after row i of ``first``, and rows of ``first`` computed by one thread run beside rows of
+    ``second`` computed by another.
+
+    That needs the same layout of rows (:data:`LAYOUT`); an array one job writes and the other uses must be used by
+    both only at the row's own synapses (``row_local``); ``second``'s post, on the main thread, must be allowed
+    beside ``first`` as any object after it (:func:`may_overlap`); and ``first``'s commit, made at its join while
+    ``second``'s rows may run, must not touch what those rows write nor write what they read. ``second``'s post may
+    read the length of an array that ``first``'s rows use only at their own synapses, which cannot change it. (The
+    jobs of one dense projection chain: its summed variable, its weight update and its spike-triggered update, so
+    that row i sums W_i· before it updates W_i·.)
+    """
+    post = second.post
+    post = dataclasses.replace(post, uses=post.uses - (post.sized & first.row_local))
+    if not first.layout or first.layout != second.layout or not may_overlap(first, post, before=False):
+        return False
+    shared = (first.rows.writes & second.rows.uses) | (second.rows.writes & first.rows.uses)
+    if not shared <= first.row_local & second.row_local:
+        return False
+    return not (first.commit.writes & second.rows.uses or first.commit.uses & second.rows.writes)
+
+
 def functions(source: str) -> list[str]:
     """The ``_run_...`` functions a generated code object file defines (the network calls them)."""
     return _FUNCTION.findall(source)
@@ -340,36 +458,54 @@ _CALL = ("                if (func)  // code objects can be NULL in cases where 
          "                    func();\n")
 _CALL_JOINED = """                if (func && neurofa_ran[i] != neurofa_step)  // (NULL: a clock without code)
                 {
-                    if (neurofa_job >= 0 && !neurofa_overlap[neurofa_job * neurofa_n + i])
-                    {
-                        neurofa::RowPool::get().join();
-                        neurofa_job = -1;
-                    }
+                    // a job that may queue behind every pending job does so; otherwise join, oldest first, the
+                    // pending jobs up to the newest one object i may not run beside
+                    bool chains = neurofa_posts[i] && neurofa_pending > 0;
+                    for (int k = 0; chains && k < neurofa_pending; k++)
+                        chains = neurofa_chain[neurofa_jobs[k] * neurofa_n + i];
+                    int joined = 0;
+                    for (int k = 0; !chains && k < neurofa_pending; k++)
+                        if (!neurofa_overlap[neurofa_jobs[k] * neurofa_n + i])
+                            joined = k + 1;
+                    for (int k = 0; k < joined; k++)
+                        neurofa::RowPool::get().join_oldest();
+                    for (int k = joined; k < neurofa_pending; k++)
+                        neurofa_jobs[k - joined] = neurofa_jobs[k];
+                    neurofa_pending -= joined;
                     const int early = neurofa_hoist[i];
-                    if (neurofa_job < 0 && early >= 0 && curclocks.find(objects[early].first) != curclocks.end())
+                    if (neurofa_pending == 0 && early >= 0 && curclocks.find(objects[early].first) != curclocks.end())
                     {
                         objects[early].second();  // posts its job now: it commutes with objects i to early - 1
                         neurofa_ran[early] = neurofa_step;
-                        neurofa_job = early;
+                        neurofa_jobs[neurofa_pending++] = early;
                     }
+                    if (chains)
+                        neurofa::RowPool::get().chain();
                     func();
                     if (neurofa_posts[i])
-                        neurofa_job = (int)i;
+                    {
+                        neurofa_pending = neurofa::RowPool::get().pending();
+                        neurofa_jobs[neurofa_pending - 1] = (int)i;
+                    }
                 }
 """
 _TICK = ("        for(std::set<Clock*>::iterator i=curclocks.begin(); i!=curclocks.end(); i++)\n"
          "            (*i)->tick();\n")
 _LOOP = "    while(clock && clock->running() && !Network::_globally_stopped)\n"
 _TABLES = """    // neurofa: which objects post a row job; which may run while the job of object j is computed (coming
-    // before or after j in the step); and which job may be posted before object i, ahead of its turn (the next
-    // job, if it commutes with the objects between)
+    // before or after j in the step); which jobs may queue behind the job of object j; and which job may be
+    // posted before object i, ahead of its turn (the next job, if it commutes with the objects between)
     const size_t neurofa_n = objects.size();
     std::vector<char> neurofa_posts(neurofa_n), neurofa_overlap(neurofa_n * neurofa_n);
+    std::vector<char> neurofa_chain(neurofa_n * neurofa_n);
     for (size_t j = 0; j < neurofa_n; j++)
     {
         neurofa_posts[j] = neurofa_is_job(objects[j].second);
         for (size_t i = 0; i < neurofa_n; i++)
+        {
             neurofa_overlap[j * neurofa_n + i] = neurofa_may_overlap(objects[j].second, objects[i].second, i < j);
+            neurofa_chain[j * neurofa_n + i] = i > j && neurofa_may_chain(objects[j].second, objects[i].second);
+        }
     }
     std::vector<int> neurofa_hoist(neurofa_n, -1);
     for (size_t i = 0; i < neurofa_n; i++)
@@ -385,7 +521,7 @@ _TABLES = """    // neurofa: which objects post a row job; which may run while t
     }
     std::vector<long> neurofa_ran(neurofa_n, -1);
     long neurofa_step = 0;
-    int neurofa_job = -1;
+    int neurofa_jobs[4], neurofa_pending = 0;  // the objects whose jobs are pending, oldest first
 """
 
 
@@ -402,6 +538,12 @@ def _table_functions(jobs: dict[str, JobFootprint], others: dict[str, Footprint]
             free = sorted(other for other, fp in others.items() if other not in jobs and may_overlap(job, fp, before))
             test = " || ".join(f"f == &{other}" for other in free) or "false"
             lines.append(f"    if (job == &{name} && {'before' if before else '!before'}) return {test};")
+    lines.append("    return false;\n}")
+    lines.append("// whether the job of second may queue behind the pending job of first")
+    lines.append("static bool neurofa_may_chain(codeobj_func first, codeobj_func second)\n{")
+    for first, second in itertools.permutations(sorted(jobs), 2):
+        if may_chain(jobs[first], jobs[second]):
+            lines.append(f"    if (first == &{first} && second == &{second}) return true;")
     lines.append("    return false;\n}\n")
     return "\n".join(lines) + "\n"
 
@@ -415,5 +557,5 @@ def network_patches(jobs: dict[str, JobFootprint], others: dict[str, Footprint])
     return ((head, head + _table_functions(jobs, others)),
             (_LOOP, _TABLES + _LOOP),
             (_CALL, _CALL_JOINED),
-            (_TICK, "        neurofa::RowPool::get().join();  // no job outlives its step\n        neurofa_job = -1;\n"
-                    "        neurofa_step++;\n" + _TICK))
+            (_TICK, "        neurofa::RowPool::get().join();  // no job outlives its step\n"
+                    "        neurofa_pending = 0;\n        neurofa_step++;\n" + _TICK))
