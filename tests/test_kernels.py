@@ -86,6 +86,28 @@ def test_two_threads_give_the_one_thread_result_bitwise(dense: object) -> None:
         np.testing.assert_array_equal(threaded.layers[key], v)  # type: ignore[attr-defined]
 
 
+def test_two_threads_in_chunks_give_the_run_in_one_piece() -> None:
+    """Each chunk starts from the state the previous one wrote. With a double-buffered trace, the values are in the
+    second buffer after an odd number of steps (here 3 presentations of 501 steps per chunk) and must be copied
+    back into Brian2's own buffer, which Brian2 writes and frees."""
+    if program.available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    odd = {"name": "odd_chunks", "network": {"layers": [100, 100, 4]},
+           "task": {"name": "backprojection", "n_train": 10, "t_pres": 50.1},
+           "simulation": {"duration": 501.0, "record_interval": 50.1, "record_detail": True},
+           "plasticity": {"feedback": "pal", "eta_fw": [0.0], "eta_ip": [0.0], "eta_bw": [500.0]},
+           "spiking": {"device": "cpp_standalone", "report": False, "sigma": 6.0, "threads": 2}}
+    whole = _run(load_config(odd))
+    chunked_cfg = load_config(odd, {"simulation.checkpoint_interval": 150.3})
+    plan = SpikingPlan.of(chunked_cfg)
+    assert plan.structure(circuit_task(chunked_cfg, 3)).chunk_pres == 3
+    chunked = _run(chunked_cfg)
+    for name, w in whole.weights.items():  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(chunked.weights[name], w)  # type: ignore[attr-defined]
+    for key, v in whole.layers.items():  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(chunked.layers[key], v)  # type: ignore[attr-defined]
+
+
 def _program_directory(cfg: object) -> Path:
     plan = SpikingPlan.of(cfg)
     data = circuit_task(cfg, 3)
@@ -158,28 +180,50 @@ def test_rewrites_touch_only_the_dense_projections_and_refuse_unknown_code() -> 
                         {"nfabc_W1": p})
 
 
-DECAY = """    double* __restrict  _ptr_array_P0_x = _array_P0_x;
-    const int _N = N;
+DECAY = """#include <vector>
+std::vector<double> x_values(5, 1.0);
+namespace brian { double* _array_P0_x = x_values.data(); }
+void _run_P0_stateupdater_codeobject()
+{
+    using namespace brian;
+    double* __restrict  _ptr_array_P0_x = _array_P0_x;
+    const int _N = 5;
+    const double _lio_1 = -0.5;
     for(int _idx=0; _idx<_N; _idx++)
     {
         double x = _ptr_array_P0_x[_idx];
         x = (_lio_1 * x) + x;
         _ptr_array_P0_x[_idx] = x;
     }
+}
 """
 
 
-def test_a_state_update_is_double_buffered_only_in_the_plain_form() -> None:
+def test_a_state_update_is_double_buffered_only_in_the_plain_form(tmp_path: Path) -> None:
     """All reads of the array before its one write, all in the one loop over the cells: the write goes to a second
-    buffer, which then becomes the array. Anything else is left alone (None)."""
+    buffer, which then becomes the array, and the file defines the function that prefetches that buffer. Anything
+    else is left alone (None)."""
     out = kernels.double_buffered(DECAY, "P0_x")
     assert out is not None and "_neurofa_out_P0_x[_idx] = x;" in out and "_ptr_array_P0_x[_idx] = x" not in out
     assert out.index("_array_P0_x = _neurofa_out_P0_x;") > out.index("_neurofa_out_P0_x[_idx] = x;")
-    assert out.rstrip().endswith("// neurofa: double-buffered")  # after the loop, not in it
+    assert re.search(r"// neurofa: double-buffered\s*}\s*$", out)  # after the loop, not in it
+    compiler = shutil.which("g++")
+    if compiler is not None:  # three decays by half, alternating buffers, with the prefetch between them; at the
+        # end (an odd count: the array is the second buffer) the values go back into the array's own buffer
+        main = ("#include <cstdio>\nint main()\n{\n    for (int k = 0; k < 3; k++)\n    {\n"
+                f"        {kernels.prefetch_function('P0_x')}();\n        _run_P0_stateupdater_codeobject();\n"
+                "    }\n    const bool second = brian::_array_P0_x != x_values.data();\n"
+                f"    {kernels.restore_function('P0_x')}();\n"
+                "    for (int i = 0; i < 5; i++)\n        std::printf(\"%g \", brian::_array_P0_x[i]);\n"
+                "    return !second || brian::_array_P0_x != x_values.data();\n}\n")
+        (tmp_path / "decay.cpp").write_text(out + main)
+        subprocess.run([compiler, "-O2", str(tmp_path / "decay.cpp"), "-o", str(tmp_path / "decay")], check=True)
+        done = subprocess.run([str(tmp_path / "decay")], capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout.split()) == (0, ["0.125"] * 5)
     read_after_write = DECAY.replace("_ptr_array_P0_x[_idx] = x;", "_ptr_array_P0_x[_idx] = x;\n"
                                      "        const double y = _ptr_array_P0_x[_idx];")
     neighbour = DECAY.replace("double x = _ptr_array_P0_x[_idx];", "double x = _ptr_array_P0_x[(_idx + 1) % _N];")
-    outside = DECAY + "    _ptr_array_P0_x[0] = 0.0;\n"
+    outside = DECAY.replace("    }\n}", "    }\n    _ptr_array_P0_x[0] = 0.0;\n}")
     for source in (read_after_write, neighbour, outside):
         assert kernels.double_buffered(source, "P0_x") is None
     assert kernels.double_buffered(DECAY, "P0_v") is None
@@ -363,6 +407,8 @@ def test_the_step_overlaps_the_rows_with_the_random_numbers_but_not_with_what_th
     updater = next((_program_directory(load_config(WIDE, {"spiking.threads": 2})) / "code_objects").glob(
         "*_P0_stateupdater_codeobject.cpp")).read_text()
     assert "double-buffered" in updater
+    # its second buffer is fetched for writing at the end of every step, once every job is joined
+    assert re.search(r"neurofa_prefetch_\w+_P0_x\(\);", source[source.index("no job outlives its step"):])
 
 
 def test_the_jobs_of_the_wide_projection_queue_behind_each_other() -> None:

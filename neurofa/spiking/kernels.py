@@ -47,8 +47,8 @@ from dataclasses import dataclass
 
 from neurofa.spiking import schedule
 
-__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "spike_triggered", "double_buffered", "rewrite",
-           "PARALLEL_MIN_SYNAPSES"]
+__all__ = ["DenseProjection", "dense_summed", "dense_state_update", "spike_triggered", "double_buffered",
+           "prefetch_function", "restore_function", "rewrite", "PARALLEL_MIN_SYNAPSES"]
 
 #: the smallest projection whose loops are split over threads
 PARALLEL_MIN_SYNAPSES = 8192
@@ -237,6 +237,16 @@ def spike_triggered(source: str, p: DenseProjection, threads: int = 1) -> str:
 _NEURON_LOOP = "for(int _idx=0; _idx<_N; _idx++)"
 
 
+def prefetch_function(name: str) -> str:
+    """The function that :func:`double_buffered` defines to prefetch the second buffer of the array ``name``."""
+    return f"neurofa_prefetch_{name}"
+
+
+def restore_function(name: str) -> str:
+    """The function that :func:`double_buffered` defines to give the array ``name`` its own buffer back."""
+    return f"neurofa_restore_{name}"
+
+
 def double_buffered(source: str, name: str) -> str | None:
     """``source``, a neuron group's state update, writing the array ``name`` into a second buffer which then
     becomes the array (the two pointers are swapped), or None where the code has not the plain form this needs:
@@ -245,6 +255,14 @@ def double_buffered(source: str, name: str) -> str | None:
     With threads, a row job reads the array it was given when it was posted, so a state update that comes after
     the job in the step (P₀'s decay of x, after the sum of W₁ x) may run beside it: the job reads the old values,
     as it would have before the update, and the update writes the new ones elsewhere. The arithmetic is unchanged.
+
+    The second buffer fills whole cache lines of its own (64-byte aligned). The file also defines
+    :func:`prefetch_function`, which fetches it into the calling core's cache for writing; the step calls it once
+    every job has been joined (:func:`neurofa.spiking.schedule.network_patches`), so that the update, a few
+    microseconds later, does not wait for the worker's copies of the lines to be invalidated one store at a time
+    (it read them as the array the step before). And :func:`restore_function`, called when the run's loop ends,
+    copies the values back into Brian2's own buffer if the array is the second one at that moment, so that Brian2
+    writes and frees the buffer it allocated.
     """
     pointer = f"_ptr_array_{name}"
     declaration = re.search(rf"^[ \t]*(?P<type>[\w:]+)\*\s*__restrict\s+{pointer} = _array_{name};[ \t]*$",
@@ -262,12 +280,39 @@ def double_buffered(source: str, name: str) -> str | None:
     if outside or len(writes) != 1 or len(re.findall(rf"\b{pointer}\b", body)) != len(reads) + 1 \
             or (reads and max(reads) > writes[0]):
         return None  # used outside the loop or not as [_idx], written more than once, or read after its write
+    function = re.search(r"^void _run_\w+\(\)\s*$", source[:start], re.M)
+    if function is None:
+        return None
     kind, out = declaration["type"], f"_neurofa_out_{name}"
     spare = f"_neurofa_spare_{name}"
     loop_line = source.rindex("\n", 0, start) + 1
     body = body.replace(f"{pointer}[_idx] = ", f"{out}[_idx] = ")
-    return (source[:loop_line]
-            + f"    static {kind}* {spare} = new {kind}[_N];\n    {kind}* __restrict {out} = {spare};\n"
+    own = f"_neurofa_own_{name}"
+    prefetch = f"""#include <cstdlib>
+static {kind}* {own} = nullptr;  // neurofa: the second buffer of {name}, whole cache lines
+static {kind}* {spare} = nullptr;  // the buffer the next update writes ({own} or Brian2's)
+static int {spare}_size = 0;
+void {prefetch_function(name)}()
+{{
+    for (int _k = 0; _k < {spare}_size; _k += 64 / (int)sizeof({kind}))
+        __builtin_prefetch({spare} + _k, 1, 3);
+}}
+void {restore_function(name)}()
+{{
+    using namespace brian;
+    if (_array_{name} != {own})
+        return;
+    for (int _k = 0; _k < {spare}_size; _k++)
+        {spare}[_k] = {own}[_k];
+    _array_{name} = {spare};
+    {spare} = {own};
+}}
+"""
+    allocate = (f"    if ({own} == nullptr)\n    {{\n"
+                f"        {own} = static_cast<{kind}*>(aligned_alloc(64, (_N * sizeof({kind}) + 63) / 64 * 64));\n"
+                f"        {spare} = {own};\n        {spare}_size = _N;\n    }}\n")
+    return (source[:function.start()] + prefetch + source[function.start():loop_line] + allocate
+            + f"    {kind}* __restrict {out} = {spare};\n"
             + source[loop_line:brace] + body
             + f"\n    {spare} = _array_{name};\n    _array_{name} = {out};  // neurofa: double-buffered\n"
             + source[end:])

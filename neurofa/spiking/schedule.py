@@ -548,14 +548,24 @@ def _table_functions(jobs: dict[str, JobFootprint], others: dict[str, Footprint]
     return "\n".join(lines) + "\n"
 
 
-def network_patches(jobs: dict[str, JobFootprint], others: dict[str, Footprint]) -> tuple[tuple[str, str], ...]:
+_LOOP_END = "    Network::_globally_running = false;\n"
+
+
+def network_patches(jobs: dict[str, JobFootprint], others: dict[str, Footprint], prefetches: tuple[str, ...] = (),
+                    restores: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     """Replacements in Brian2's ``network.cpp`` (each ``old`` must occur once) that run the step as the module
     docstring describes: ``jobs`` are the functions that post a row job, ``others`` every other code object's
     function, each with its footprint. Objects without one (none of Brian2's, a ``NULL`` clock entry) never
-    overlap a job."""
+    overlap a job. ``prefetches`` are functions called at the end of every step, once every job is joined, and
+    ``restores`` functions called when the loop ends: those of the double-buffered state updates
+    (:func:`neurofa.spiking.kernels.double_buffered`)."""
     head = '#include "network.h"\n'
-    return ((head, head + _table_functions(jobs, others)),
+    declared = "".join(f"void {name}();\n" for name in prefetches + restores)
+    called = "".join(f"        {name}();\n" for name in prefetches)
+    restored = "".join(f"    {name}();\n" for name in restores)
+    return ((head, head + _table_functions(jobs, others) + declared),
             (_LOOP, _TABLES + _LOOP),
             (_CALL, _CALL_JOINED),
             (_TICK, "        neurofa::RowPool::get().join();  // no job outlives its step\n"
-                    "        neurofa_pending = 0;\n        neurofa_step++;\n" + _TICK))
+                    "        neurofa_pending = 0;\n        neurofa_step++;\n" + called + _TICK),
+            (_LOOP_END, _LOOP_END + restored))
