@@ -89,6 +89,7 @@ ROW_POOL_H = r"""// neurofa: rows of the wide projections on a pool of threads (
 #endif
 
 #define NEUROFA_THREADS @THREADS@
+#define NEUROFA_SLOTS 4  // the most jobs pending at a time
 
 namespace neurofa {
 
@@ -198,7 +199,7 @@ public:
     }
 
 private:
-    static const int SLOTS = 4;
+    static const int SLOTS = NEUROFA_SLOTS;
 
     struct Slot
     {
@@ -521,7 +522,7 @@ _TABLES = """    // neurofa: which objects post a row job; which may run while t
     }
     std::vector<long> neurofa_ran(neurofa_n, -1);
     long neurofa_step = 0;
-    int neurofa_jobs[4], neurofa_pending = 0;  // the objects whose jobs are pending, oldest first
+    int neurofa_jobs[NEUROFA_SLOTS], neurofa_pending = 0;  // the objects whose jobs are pending, oldest first
 """
 
 
