@@ -183,8 +183,6 @@ class _Device(CPPStandaloneDevice):
         self.job_footprints: dict[str, schedule.JobFootprint] = {}
         #: the file and source of every neuron group's state update written so far, by function
         self.state_updates: dict[str, tuple[str, str]] = {}
-        #: the arrays whose state update writes a second buffer (:func:`kernels.double_buffered`)
-        self.double_buffered: list[str] = []
 
     def _record(self, filename: str, source: str) -> None:
         """Keep the footprint of the code object functions ``source`` defines (as a row job's if it posts one)."""
@@ -213,8 +211,6 @@ class _Device(CPPStandaloneDevice):
             filename = self.state_updates[function][0]
             write(filename, source)
             self.state_updates[function] = (filename, source)
-            if name not in self.double_buffered:
-                self.double_buffered.append(name)
             footprint = self.footprints[function]
             self.footprints[function] = dataclasses.replace(footprint, swapped=footprint.swapped | {name})
 
@@ -222,8 +218,9 @@ class _Device(CPPStandaloneDevice):
         if self.dense_threads <= 1:
             return NETWORK_PATCHES
         self._double_buffer(write)
-        prefetches = tuple(kernels.prefetch_function(name) for name in self.double_buffered)
-        restores = tuple(kernels.restore_function(name) for name in self.double_buffered)
+        swapped = sorted(frozenset().union(*(footprint.swapped for footprint in self.footprints.values())))
+        prefetches = tuple(kernels.prefetch_function(name) for name in swapped)
+        restores = tuple(kernels.restore_function(name) for name in swapped)
         return NETWORK_PATCHES + schedule.network_patches(self.job_footprints, self.footprints, prefetches, restores)
 
     @contextlib.contextmanager
